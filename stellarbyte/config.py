@@ -213,6 +213,15 @@ class ByteConfig:
         return self.num_attention_heads // self.num_key_value_heads
 
     @property
+    def context_length(self) -> int:
+        """Longest sequence the model accepts. Dynamic NTK RoPE extends max_position_embeddings by `factor`;
+        the other scalings already state the extended length in max_position_embeddings (HF convention)."""
+        rope = self.rope_config
+        if self.position_embedding_type == "rope" and rope.rope_type == "dynamic":
+            return int(self.max_position_embeddings * max(rope.factor, 1.0))
+        return self.max_position_embeddings
+
+    @property
     def eos_token_ids(self) -> list[int]:
         if self.eos_token_id is None:
             return []

@@ -1,0 +1,224 @@
+"""The decoder-only Transformer: `ByteDecoder` (embeddings -> blocks -> final norm) and `ByteModel` (+ LM head).
+
+One token's path: embed_tokens -> (+ absolute positions) -> N blocks, each reading rotary tables, the shared
+mask and the caller's KV cache -> norm -> lm_head -> logits over the vocabulary.
+
+Module names follow transformers' LlamaForCausalLM (model.embed_tokens, model.layers.i.self_attn.q_proj, ...,
+model.norm, lm_head), so a Llama/Qwen/Mistral checkpoint maps onto this model with a tiny key map.
+
+ByteModel.generate / from_pretrained / save_pretrained are thin conveniences that delegate upward to
+stellarbyte.infer (generation, KV caches) and stellarbyte.hf (checkpoint formats); the model itself stays a
+plain single-device nn.Module that never allocates KV memory.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from stellarbyte.config import ByteConfig
+from stellarbyte.model.block import Block, build_block
+from stellarbyte.model.kv import KVCache
+from stellarbyte.model.masks import build_attention_mask
+from stellarbyte.model.norm import build_norm
+from stellarbyte.model.outputs import CausalLMOutput
+from stellarbyte.model.position import build_position_encoding
+
+IGNORE_INDEX = -100
+
+
+class ByteDecoder(nn.Module):
+    def __init__(self, config: ByteConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.position = build_position_encoding(config)
+        self.layers = nn.ModuleList(build_block(config, i) for i in range(config.num_hidden_layers))
+        # post-norm blocks end in a norm already; only pre-norm stacks need a final one
+        self.norm = build_norm(config) if config.norm_scheme == "pre" else nn.Identity()
+        self.gradient_checkpointing = False
+
+    def positions_from_mask(self, attention_mask: torch.Tensor, num_new: int) -> torch.Tensor:
+        """Left padding: a token's position is the number of real tokens before it."""
+        positions = attention_mask.long().cumsum(-1) - 1
+        return positions.clamp(min=0)[:, -num_new:]
+
+    def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None, cache: KVCache | None = None,
+                inputs_embeds: torch.Tensor | None = None,
+                output_hidden_states: bool = False) -> tuple[torch.Tensor, list[torch.Tensor], tuple | None]:
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of input_ids (B, T) or inputs_embeds (B, T, hidden)")
+        x = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds  # (B, T, H)
+        b, t = x.shape[:2]
+        if cache is None:
+            query_slots = key_slots = torch.arange(t, device=x.device)
+        else:
+            query_slots, key_slots = cache.begin_step(t, x.device)
+        if position_ids is None:
+            if attention_mask is not None:
+                position_ids = self.positions_from_mask(attention_mask, t)
+            else:
+                position_ids = query_slots[None].expand(b, t)
+        limit = self.config.context_length
+        if t and int(position_ids.max()) >= limit:
+            raise ValueError(f"sequence reaches position {int(position_ids.max()) + 1} but the model's context "
+                             f"window is {limit} tokens (max_position_embeddings); truncate the input or "
+                             f"generate fewer tokens")
+
+        absolute = self.position.embed(position_ids)
+        if absolute is not None:
+            x = x + absolute.to(x.dtype)
+        x = F.dropout(x, self.config.embedding_dropout, self.training) if self.config.embedding_dropout else x
+        rotary = self.position.rotary(position_ids)
+        bias = self.position.attention_bias(query_slots, key_slots)
+        mask, is_causal = build_attention_mask(query_slots, key_slots, attention_mask, self.config.sliding_window,
+                                               bias, x.dtype)
+
+        hidden_states = [] if output_hidden_states else None
+        for layer in self.layers:
+            if hidden_states is not None:
+                hidden_states.append(x)
+            layer.aux_losses.clear()
+            if self.gradient_checkpointing and self.training:
+                x = checkpoint(layer, x, rotary, mask, is_causal, cache, use_reentrant=False)
+            else:
+                x = layer(x, rotary, mask, is_causal, cache)
+        x = self.norm(x)
+        if hidden_states is not None:
+            hidden_states.append(x)
+        aux = [loss for layer in self.layers for loss in layer.aux_losses]
+        return x, aux, tuple(hidden_states) if hidden_states is not None else None
+
+
+class ByteModel(nn.Module):
+    """Causal language model: ByteDecoder plus an LM head (optionally tied to the input embeddings)."""
+
+    def __init__(self, config: ByteConfig) -> None:
+        super().__init__()
+        if not isinstance(config, ByteConfig):
+            raise TypeError(f"ByteModel expects a ByteConfig, got {type(config).__name__}")
+        self.config = config
+        self.model = ByteDecoder(config)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.reset_parameters()
+        if config.tie_word_embeddings:
+            self.lm_head.weight = self.model.embed_tokens.weight
+
+    # ---- initialisation --------------------------------------------------------------------------------
+    def reset_parameters(self) -> None:
+        """Normal(0, initializer_range) everywhere; GPT-2 scales residual projections by 1/sqrt(2L);
+        DeepNorm instead uses Xavier-normal with gain beta on v/o/MLP and gain 1 on q/k (DeepNet, Sec. 3)."""
+        c = self.config
+        std = c.initializer_range
+        residual_std = std / math.sqrt(2 * c.num_hidden_layers) if c.scale_residual_init else std
+        for name, module in self.named_modules():
+            if isinstance(module, nn.Linear):
+                leaf = name.rsplit(".", 1)[-1]
+                if c.norm_scheme == "deepnorm" and leaf != "lm_head":
+                    gain = c.deepnorm_beta if leaf in ("v_proj", "o_proj", "gate_proj", "up_proj",
+                                                       "down_proj") else 1.0
+                    nn.init.xavier_normal_(module.weight, gain=gain)
+                else:
+                    is_residual = leaf in ("o_proj", "down_proj")
+                    nn.init.normal_(module.weight, 0.0, residual_std if is_residual else std)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Embedding):
+                nn.init.normal_(module.weight, 0.0, std)
+
+    # ---- forward ---------------------------------------------------------------------------------------
+    def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None, past_key_values: KVCache | None = None,
+                labels: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None,
+                logits_to_keep: int = 0, output_hidden_states: bool = False, **unused: Any) -> CausalLMOutput:
+        """input_ids (B, T); attention_mask (B, past + T), 1 = token, 0 = padding; labels (B, T) with
+        IGNORE_INDEX (-100) where no loss is wanted -- shifted inside, so labels may simply be input_ids.
+        logits_to_keep > 0 computes logits for the last k positions only (generation)."""
+        for accepted in ("use_cache", "return_dict"):  # HF callers pass these; caching is decided by the cache
+            unused.pop(accepted, None)
+        if unused:
+            raise TypeError(f"unexpected arguments to ByteModel.forward: {sorted(unused)}")
+        hidden, aux, hidden_states = self.model(input_ids, attention_mask, position_ids, past_key_values,
+                                                inputs_embeds, output_hidden_states)
+        if logits_to_keep:
+            hidden = hidden[:, -logits_to_keep:]
+        logits = self.lm_head(hidden)  # (B, T', V)
+        loss = aux_loss = None
+        if aux:
+            aux_loss = torch.stack(aux).sum()
+        if labels is not None:
+            if logits_to_keep:
+                raise ValueError("labels need logits for every position; leave logits_to_keep at 0")
+            loss = causal_lm_loss(logits, labels)
+            if aux_loss is not None:
+                loss = loss + aux_loss
+        return CausalLMOutput(loss=loss, logits=logits, past_key_values=past_key_values, aux_loss=aux_loss,
+                              hidden_states=hidden_states)
+
+    @torch.no_grad()
+    def forward_step(self, token_ids: torch.Tensor, cache: KVCache,
+                     attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """One decoding step: token_ids (B,) or (B, T) appended to `cache`; returns next-token logits (B, V)."""
+        if token_ids.dim() == 1:
+            token_ids = token_ids[:, None]
+        return self(token_ids, attention_mask=attention_mask, past_key_values=cache, logits_to_keep=1).logits[:, -1]
+
+    # ---- conveniences ----------------------------------------------------------------------------------
+    def gradient_checkpointing_enable(self) -> None:
+        """Recompute each block's activations in backward instead of storing them (Chen et al., 2016)."""
+        self.model.gradient_checkpointing = True
+
+    def gradient_checkpointing_disable(self) -> None:
+        self.model.gradient_checkpointing = False
+
+    def num_parameters(self, exclude_embeddings: bool = False) -> int:
+        params = {id(p): p for p in self.parameters()}  # tied weights count once
+        if exclude_embeddings:
+            params.pop(id(self.model.embed_tokens.weight), None)
+            params.pop(id(self.lm_head.weight), None)
+        return sum(p.numel() for p in params.values())
+
+    @property
+    def device(self) -> torch.device:
+        return self.lm_head.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.lm_head.weight.dtype
+
+    @property
+    def blocks(self) -> list[Block]:
+        return list(self.model.layers)
+
+    def generate(self, input_ids: torch.Tensor, **kwargs: Any) -> Any:
+        """Greedy or sampled generation; see stellarbyte.infer.generate.generate for every argument."""
+        from stellarbyte.infer.generate import generate
+
+        return generate(self, input_ids, **kwargs)
+
+    def save_pretrained(self, directory: str | Path, **kwargs: Any) -> None:
+        """config.json + model.safetensors + generation_config.json; HF-native when the config allows."""
+        from stellarbyte.hf.checkpoint import save_pretrained
+
+        save_pretrained(self, directory, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, **kwargs: Any) -> ByteModel:
+        """Load our checkpoints or HF Llama / Qwen2 / Qwen3 / Mistral ones (single or sharded safetensors)."""
+        from stellarbyte.hf.checkpoint import load_pretrained
+
+        return load_pretrained(directory, **kwargs)
+
+
+def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of predicting token t+1 from position t, skipping IGNORE_INDEX targets."""
+    shifted_logits = logits[:, :-1].reshape(-1, logits.shape[-1]).float()  # (B * (T-1), V)
+    shifted_labels = labels[:, 1:].reshape(-1).to(logits.device)
+    return F.cross_entropy(shifted_logits, shifted_labels, ignore_index=IGNORE_INDEX)
