@@ -36,8 +36,8 @@ def build_attention_mask(query_slots: torch.Tensor, key_slots: torch.Tensor, att
     window_active = sliding_window is not None and int(query_slots.max() - key_slots.min()) >= sliding_window
     fresh = t == s and bool((query_slots == key_slots).all())  # no earlier tokens in the cache
     if not padded and not window_active and bias is None:
-        if t == 1:
-            return None, False  # one query sees every stored key
+        if t == 1 and int(key_slots.max()) <= int(query_slots[0]):
+            return None, False  # one query sees every stored key (a static cache's empty tail would not be)
         if fresh:
             return None, True
     visible = key_slots[None, :] <= query_slots[:, None]  # (T, S)
