@@ -1,0 +1,126 @@
+"""Deduplication steps: exact (content hash) and near-duplicate (MinHash-LSH, see minhash.py).
+
+Contract:
+- Both are stateful pipeline steps: the first occurrence is kept, later copies are dropped with reason
+  "exact_duplicate" / "near_duplicate". Decisions are sequential, so the output does not depend on batch size.
+- ExactDedup hashes the text (BLAKE2b, 128 bits) after optional whitespace/case normalisation; memory is 16 bytes
+  plus set overhead per distinct document.
+- NearDedup keeps the signatures of kept documents and one bucket table per band; a document is a near duplicate
+  when some kept document shares a band bucket with it AND their estimated Jaccard >= threshold (candidates from
+  LSH, confirmation from the full signature, so band collisions alone never remove a document).
+- `find_duplicate_pairs` is the batch form used by the benchmark: every confirmed pair, not only the first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from stellarbyte.data.minhash import MinHashConfig, MinHasher, estimated_jaccard
+
+
+@dataclass(slots=True)
+class ExactDedup:
+    """Drop documents whose (normalised) text was seen before."""
+
+    normalize: bool = True
+    name: str = "exact_dedup"
+    _seen: set = field(default_factory=set, repr=False)
+
+    def key(self, text: str) -> bytes:
+        if self.normalize:
+            text = " ".join(text.lower().split())
+        return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+
+    def __call__(self, text: str) -> tuple[str | None, str | None]:
+        k = self.key(text)
+        if k in self._seen:
+            return None, "exact_duplicate"
+        self._seen.add(k)
+        return text, None
+
+
+class NearDedup:
+    """Online MinHash-LSH near-duplicate removal; `batch(texts)` signs a batch at once (vectorised)."""
+
+    name = "near_dedup"
+
+    def __init__(self, config: MinHashConfig | None = None) -> None:
+        self.config = config or MinHashConfig()
+        self.hasher = MinHasher(self.config)
+        self.tables: list[dict[int, list[int]]] = [{} for _ in range(self.config.bands)]
+        self._sigs = np.empty((1024, self.config.num_perm), dtype=np.uint32)  # kept signatures, grown by doubling
+        self.kept = 0
+
+    def _store(self, sig: np.ndarray) -> int:
+        if self.kept == len(self._sigs):
+            self._sigs = np.concatenate([self._sigs, np.empty_like(self._sigs)])
+        self._sigs[self.kept] = sig
+        self.kept += 1
+        return self.kept - 1
+
+    def _is_duplicate(self, sig: np.ndarray, keys: np.ndarray) -> bool:
+        candidates: set[int] = set()
+        for table, key in zip(self.tables, keys.tolist()):
+            candidates.update(table.get(key, ()))
+        if not candidates:
+            return False
+        cand = np.fromiter(candidates, dtype=np.int64)
+        return bool((estimated_jaccard(self._sigs[cand], sig[None, :]) >= self.config.threshold).any())
+
+    def batch(self, texts: list[str]) -> list[tuple[str | None, str | None]]:
+        sigs = self.hasher.signatures(texts)  # (N, P)
+        keys = self.hasher.band_keys(sigs)  # (N, bands)
+        out: list[tuple[str | None, str | None]] = []
+        for text, sig, key in zip(texts, sigs, keys):
+            if (sig == 0xFFFFFFFF).all():  # no shingles: nothing to compare, keep
+                out.append((text, None))
+                continue
+            if self._is_duplicate(sig, key):
+                out.append((None, "near_duplicate"))
+                continue
+            idx = self._store(sig)
+            for table, k in zip(self.tables, key.tolist()):
+                table.setdefault(k, []).append(idx)
+            out.append((text, None))
+        return out
+
+    def __call__(self, text: str) -> tuple[str | None, str | None]:
+        return self.batch([text])[0]
+
+
+def candidate_pairs(keys: np.ndarray) -> np.ndarray:
+    """(M, 2) int64 unique pairs (i < j) of rows sharing a bucket in any band; keys: (N, bands) uint64."""
+    pairs = []
+    for band in range(keys.shape[1]):
+        k = keys[:, band]
+        order = np.argsort(k, kind="stable")
+        sk = k[order]
+        # runs of equal keys: [starts[g], ends[g]) in sorted order
+        boundaries = np.flatnonzero(np.diff(sk)) + 1
+        starts = np.concatenate([[0], boundaries])
+        ends = np.concatenate([boundaries, [len(sk)]])
+        for s, e in zip(starts[ends - starts > 1], ends[ends - starts > 1]):
+            members = np.sort(order[s:e])
+            i, j = np.triu_indices(len(members), k=1)
+            pairs.append(np.stack([members[i], members[j]], axis=1))
+    if not pairs:
+        return np.empty((0, 2), dtype=np.int64)
+    return np.unique(np.concatenate(pairs), axis=0)
+
+
+def find_duplicate_pairs(texts: list[str], config: MinHashConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """All pairs (i < j) that LSH proposes and whose estimated Jaccard >= threshold.
+    Returns (pairs (M, 2) int64, estimated Jaccard (M,))."""
+    config = config or MinHashConfig()
+    hasher = MinHasher(config)
+    sigs = hasher.signatures(texts)
+    empty = (sigs == 0xFFFFFFFF).all(axis=1)
+    keys = hasher.band_keys(sigs)
+    pairs = candidate_pairs(keys)
+    pairs = pairs[~(empty[pairs[:, 0]] | empty[pairs[:, 1]])]
+    est = estimated_jaccard(sigs[pairs[:, 0]], sigs[pairs[:, 1]])
+    keep = est >= config.threshold
+    return pairs[keep], est[keep]
