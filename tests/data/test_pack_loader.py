@@ -37,7 +37,8 @@ def test_pack_matches_reference_stream_and_shards(tmp_path, tokenizer, corpus):
     index = pack_documents(docs, tokenizer, tmp_path / "ds", cfg)
     ref = _stream(tokenizer, docs, 0.1)
     assert index["dtype"] == "uint16" and index["eos_token_id"] == tokenizer.eos_token_id
-    assert index["tokenizer_hash"] == tokenizer_fingerprint(tokenizer) and index["skipped"] == {"empty_after_tokenize": 1}
+    assert index["tokenizer_hash"] == tokenizer_fingerprint(tokenizer)
+    assert index["skipped"] == {"empty_after_tokenize": 1}
     for split in ("train", "validation"):
         info = index["splits"][split]
         got = np.concatenate([np.fromfile(tmp_path / "ds" / s["file"], dtype=np.uint16) for s in info["shards"]])
