@@ -85,7 +85,8 @@ def test_pad_collate_uses_pad_not_eos(tokenizer):
     n0, n1 = len(exs[0].input_ids), len(exs[1].input_ids)
     assert B == 2 and L % 8 == 0 and n0 <= L
     assert batch["attention_mask"].sum(1).tolist() == [n0, n1]
-    assert (batch["input_ids"][1, n1:] == tokenizer.pad_token_id).all() and tokenizer.pad_token_id != tokenizer.eos_token_id
+    assert (batch["input_ids"][1, n1:] == tokenizer.pad_token_id).all()
+    assert tokenizer.pad_token_id != tokenizer.eos_token_id
     assert (batch["labels"][1, n1:] == IGNORE_INDEX).all()
     with pytest.raises(ValueError, match="pad_token_id"):
         pad_collate(exs, None)
