@@ -46,16 +46,34 @@ def heldout_add_pairs(seed: int) -> list[tuple[int, int]]:
 
 
 def training_may_use_arith(seed: int, op: str, a: int, b: int) -> bool:
-    """May training text show `a op b`? Additions of held-out pairs and their inverse subtractions may not."""
+    """May training text show `a op b = c`? Not when a, b, c spell a held-out sum in any way: a + b itself, the
+    inverse subtraction (a - b = c reveals b + c = a), or a coincidence such as 2 x 2 = 4 = 2 + 2."""
     if op == "add":
-        return not is_heldout_add_pair(seed, a, b)
-    if op == "sub":  # a - b = c reveals b + c = a
-        return not is_heldout_add_pair(seed, b, a - b)
-    if op == "mul":
-        return True
-    raise ValueError(f"unknown arithmetic op {op!r}; expected add, sub or mul")
+        c = a + b
+    elif op == "sub":
+        c = a - b
+    elif op == "mul":
+        c = a * b
+    else:
+        raise ValueError(f"unknown arithmetic op {op!r}; expected add, sub or mul")
+    return not shows_heldout_sum(seed, [a, b, c])
 
 
 def is_heldout_list(seed: int, items: list[str] | tuple[str, ...]) -> bool:
     """Decided on the sorted multiset, so no ordering of a held-out list ever appears in training."""
     return stable_unit(seed, "list", *sorted(items)) < LIST_HELDOUT_FRACTION
+
+
+def shows_heldout_sum(seed: int, numbers: list[int]) -> bool:
+    """True when some x + y = z among `numbers` (a multiset) with {x, y} a held-out pair: text that must not be
+    written into training data even by accident (e.g. a wrong answer in a preference pair)."""
+    counts: dict[int, int] = {}
+    for n in numbers:
+        counts[n] = counts.get(n, 0) + 1
+    for x in counts:
+        for y in counts:
+            if y < x or (x == y and counts[x] < 2) or not is_heldout_add_pair(seed, x, y):
+                continue
+            if counts.get(x + y, 0) >= 1 + (x + y == x) + (x + y == y):
+                return True
+    return False

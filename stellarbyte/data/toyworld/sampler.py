@@ -12,10 +12,11 @@ Contracts:
 from __future__ import annotations
 
 import random
+import re
 from typing import Any
 
 from .arithmetic import MUL_MAX, sample_pair, word_problem
-from .heldout import heldout_add_pairs, is_heldout_fact
+from .heldout import heldout_add_pairs, is_heldout_fact, shows_heldout_sum
 from .lists import list_chance, sample_list
 from .tasks import arith_question, fact_question, list_question, make_record, sort_items
 from .text import format_list
@@ -123,12 +124,20 @@ class TaskSampler:
             swapped = right.split(", ")
             swapped[0], swapped[1] = swapped[1], swapped[0]
             return format_list(swapped)
-        # numbers: off by a little, or the result of the other operation
+        # numbers: off by a little, or the result of the other operation; never one that, next to the question's
+        # numbers, would spell a held-out sum (a rejected answer is still text the model trains on)
         value = int(right)
         options = {value + d for d in (-2, -1, 1, 2) if value + d >= 0}
         if kind in ("add", "word_add"):
             options.add(abs(task["a"] - task["b"]))
         elif kind in ("sub", "word_sub"):
             options.add(task["a"] + task["b"])
-        options.discard(value)
+        operands = [int(task[k]) for k in ("a", "b") if k in task]
+        if kind == "fact_age":
+            operands = [int(x) for x in re.findall(r"\d+", record["question"])]
+        options = {o for o in options if o != value and not shows_heldout_sum(self.seed, [*operands, o])}
+        far = value + 3
+        while not options:  # every near miss was unsafe: go further out
+            options = {far} if not shows_heldout_sum(self.seed, [*operands, far]) else set()
+            far += 1
         return str(rng.choice(sorted(options)))
