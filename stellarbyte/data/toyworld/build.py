@@ -213,7 +213,8 @@ def build_toyworld(out_dir: str | os.PathLike[str], size: str | int = "1MB", see
         "heldout": {
             "fractions": {"facts": heldout.FACT_HELDOUT_FRACTION, "add_pairs": heldout.ADD_HELDOUT_FRACTION,
                           "lists": heldout.LIST_HELDOUT_FRACTION},
-            "held_out_facts": len(eval_sampler.heldout_facts), "held_out_add_pairs": heldout.heldout_add_pairs(seed),
+            "held_out_facts": len(eval_sampler.heldout_facts),
+            "held_out_add_pairs": [list(p) for p in heldout.heldout_add_pairs(seed)],
             "kinds": dict(sorted(kinds.items())),
             "design": "facts: stated in pretraining, question never asked in training; add: unordered pairs never "
                       "shown in any training text (nor their inverse subtractions); lists: multisets never used in "
