@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from stellarbyte.tokenizer import CHAT_TEMPLATE, ByteTokenizer, train_tokenizer
@@ -138,3 +140,19 @@ def test_from_pretrained_errors(tmp_path):
     (tmp_path / "tokenizer.json").write_text("{not json")
     with pytest.raises(ValueError, match="not a valid tokenizers file"):
         ByteTokenizer.from_pretrained(tmp_path)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=60))
+def test_production_round_trip_any_string(bpe_dir, text):
+    tok = _cached(bpe_dir)
+    assert tok.decode(tok.encode(text)) == text
+
+
+_CACHE: dict[str, ByteTokenizer] = {}
+
+
+def _cached(directory: str) -> ByteTokenizer:
+    if directory not in _CACHE:
+        _CACHE[directory] = ByteTokenizer.from_pretrained(directory)
+    return _CACHE[directory]
