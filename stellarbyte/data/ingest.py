@@ -43,6 +43,7 @@ class IngestConfig:
 
     text_field: str = "text"
     id_field: str | None = "id"
+    source_field: str | None = "source"  # kept from a record that has it (jsonl written by an earlier step)
     txt_mode: str = "paragraph"
     format: str = "auto"
     strict: bool = False
@@ -121,8 +122,10 @@ def _record_to_doc(record, config: IngestConfig, stats: Stats, where: str, defau
         _bad(stats, config, "empty_doc", where, "remove empty documents")
         return None
     doc_id = record.get(config.id_field) if config.id_field else None
+    origin = record.get(config.source_field) if config.source_field else None
     stats.kept += 1
-    return Document(text=text, id=str(doc_id) if doc_id is not None else default_id, source=source)
+    return Document(text=text, id=str(doc_id) if doc_id is not None else default_id,
+                    source=origin if isinstance(origin, str) and origin else source)
 
 
 def read_txt(path: Path, config: IngestConfig, stats: Stats) -> Iterator[Document]:
