@@ -165,17 +165,21 @@ def check_state_dict(state: dict[str, torch.Tensor], expected: dict[str, torch.T
 
 
 def load_pretrained(directory: str | Path, dtype: torch.dtype | str | None = None,
-                    device: torch.device | str | None = None, strict: bool = True) -> ByteModel:
+                    device: torch.device | str | None = None, strict: bool = True,
+                    attn_implementation: str | None = None) -> ByteModel:
     """Build a ByteModel from a checkpoint directory (ours or HF Llama / Qwen2 / Qwen3 / Mistral).
 
     dtype: None or "auto" keeps the stored precision; device: where the model ends up (default CPU).
     strict=False loads what matches and warns about missing / unexpected tensors (mis-shaped still fail).
+    attn_implementation: "eager" | "sdpa" | "auto" overrides config.attention_implementation (HF's kwarg name).
     Returns the model in eval mode, with `generation_config` (dict or None) and `loading_info` set.
     """
     path = Path(directory)
     hf_config = read_config(path)
     adapter = get_adapter(hf_config.get("model_type"))
     config = adapter.from_hf_config(hf_config)
+    if attn_implementation is not None:
+        config = config.replace(attention_implementation=attn_implementation)  # validated by ByteConfig
     state = adapter.from_hf_state_dict(load_state_dict(path), config)
     target_dtype = _resolve_dtype(dtype, state, config.torch_dtype)
     config.torch_dtype = dtype_name(target_dtype)

@@ -65,6 +65,7 @@ CASES: tuple[ParityCase, ...] = (
     _case("mqa", "llama", {"num_key_value_heads": 1}),
     _case("tied", "llama", {"tie_word_embeddings": True}),
     _case("bias", "llama", byte={"qkv_bias": True, "attention_out_bias": True}, hf={"attention_bias": True}),
+    _case("geglu", "llama", byte={"mlp_type": "geglu"}, hf={"hidden_act": "gelu_pytorch_tanh"}),
     _case("rope-linear", "llama", rope=_rope("linear", factor=2.0)),
     # max_position_embeddings 16 < the 24-token prompt: dynamic NTK rescales the base inside the test
     _case("rope-dynamic", "llama", {"max_position_embeddings": 16}, rope=_rope("dynamic", factor=4.0)),
@@ -181,7 +182,16 @@ def ours_to_hf(case: ParityCase, workdir: Path, seed: int = 0,
     return ParityResult(case.family, case.name, "ours->hf", diff, same, 32), ours, hf
 
 
+def quiet_transformers() -> None:
+    """Hide transformers' progress bars and info-level chatter (weights loading, generation hints)."""
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+
+
 def run_all(cases: tuple[ParityCase, ...] = CASES, seed: int = 0) -> list[ParityResult]:
+    quiet_transformers()
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for case in cases:
