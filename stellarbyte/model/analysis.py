@@ -484,7 +484,8 @@ def module_table(config: ByteConfig, max_depth: int | None = None, collapse_laye
         if collapse_layers and block is not None and block != "0":
             if name == "model.layers.1":  # one row standing for blocks 1 .. L-1
                 per_block = sum(p.numel() for p in module.parameters())
-                rows.append(ModuleRow(f"model.layers.1-{layers - 1}", f"{type(module).__name__} x{layers - 1}",
+                label = "model.layers.1" if layers == 2 else f"model.layers.1-{layers - 1}"
+                rows.append(ModuleRow(label, f"{type(module).__name__} x{layers - 1}",
                                       depth, per_block * (layers - 1), "same as model.layers.0"))
             continue
         prefix = name + "." if name else ""
