@@ -111,17 +111,22 @@ def test_train_from_iterator_equals_from_file(corpus_file, corpus_lines, bpe_dir
     assert abs(c.vocab_size - a.vocab_size) <= 2
 
 
-def test_jsonl_and_parquet_inputs(tmp_path, corpus_lines):
+def test_jsonl_input_equals_iterator(tmp_path, corpus_lines):
     jsonl = tmp_path / "c.jsonl"
     jsonl.write_text("".join(json.dumps({"id": i, "body": s}) + "\n" for i, s in enumerate(corpus_lines)))
     a = train_tokenizer([jsonl], 500, tmp_path / "a", text_field="body")
-    pa = pytest.importorskip("pyarrow")
+    b = train_tokenizer(iter(corpus_lines), 500, tmp_path / "b")  # one record = one text, like the iterator
+    assert a.backend.get_vocab() == b.backend.get_vocab()
+
+
+def test_parquet_input_equals_iterator(tmp_path, corpus_lines):
+    pa = pytest.importorskip("pyarrow")  # optional dependency; its absence is tested in test_sources.py
     import pyarrow.parquet as pq
 
     pq.write_table(pa.table({"body": corpus_lines}), tmp_path / "c.parquet")
-    b = train_tokenizer([tmp_path / "c.parquet"], 500, tmp_path / "b", text_field="body")
-    assert a.vocab_size == b.vocab_size
-    assert a.encode("The cat sat on the mat.") == b.encode("The cat sat on the mat.")
+    a = train_tokenizer([tmp_path / "c.parquet"], 500, tmp_path / "a", text_field="body")
+    b = train_tokenizer(iter(corpus_lines), 500, tmp_path / "b")
+    assert a.backend.get_vocab() == b.backend.get_vocab()
 
 
 def test_unknown_model_and_bad_out(tmp_path):
