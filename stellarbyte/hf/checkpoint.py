@@ -128,7 +128,7 @@ def _resolve_dtype(dtype: torch.dtype | str | None, state: dict[str, torch.Tenso
 
 
 def _shape(t: torch.Tensor) -> str:
-    return "(" + ", ".join(str(s) for s in t.shape) + ")"
+    return str(tuple(t.shape))  # "(128, 64)", "(64,)"
 
 
 def _listing(title: str, lines: list[str]) -> str:

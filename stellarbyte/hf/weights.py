@@ -12,6 +12,7 @@ Reference: huggingface_hub's split_torch_state_dict_into_shards and transformers
 from __future__ import annotations
 
 import json
+import pickle
 import re
 from pathlib import Path
 
@@ -87,7 +88,11 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
 
 def _read_bin(path: Path) -> dict[str, torch.Tensor]:
     # weights_only=True: the unpickler only rebuilds tensors and plain containers, never arbitrary objects
-    return torch.load(str(path), map_location="cpu", weights_only=True)
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ValueError(f"{path} holds objects other than tensors, so it was not unpickled (torch.load with "
+                         f"weights_only=True); convert a trusted copy to safetensors") from e
 
 
 def _read_index(directory: Path, index_name: str, reader) -> dict[str, torch.Tensor]:
