@@ -16,7 +16,10 @@ Conventions (the docs page docs/model_analysis.md restates them):
     A sliding window W caps each query's context at W keys.
   * Training = forward + backward = 3 x forward (backward computes gradients for inputs and for weights, each
     a matmul the size of the forward one). Gradient checkpointing, as ByteModel applies it (per block),
-    re-runs each block's forward once more in backward: + 1 forward of the blocks, not of the LM head.
+    re-runs each block's forward once more in backward: + 1 forward of the blocks, not of the LM head --
+    less one matmul: torch's non-reentrant checkpoint stops recomputing once every tensor backward needs
+    exists again, so a block ending in `x + down_proj(h)` (pre-norm or parallel, no LayerScale, dropout or
+    DropPath after it) never recomputes down_proj.
   * model_flops_per_token(config, T, training=True) = 6 N + 12 L H Q T_ctx, PaLM (Chowdhery et al., 2022,
     appendix B), with N = weights in matmuls (LM head included, embedding lookup excluded) and the `full`
     context convention capped by the sliding window. It excludes recomputation: that is "model FLOPs", the
@@ -79,7 +82,8 @@ class ParameterCounts:
     """Parameters by component, summed over all layers. Tied weights count once (in token_embedding)."""
 
     token_embedding: int  # embed_tokens: V * H
-    position_embedding: int  # learned absolute positions (P * H) or XPos's learnable decay (R / 2)
+    position_embedding: int  # learned absolute positions: max_position_embeddings * H
+    xpos_scale: int  # XPos's learnable per-frequency decay: R / 2 (not an embedding: counted in non_embedding)
     attention: int  # q/k/v/o weights and biases, QK-norm weights
     mlp: int  # gate/up/down weights and biases
     norms: int  # input_layernorm + post_attention_layernorm per layer, and the final norm
@@ -91,8 +95,8 @@ class ParameterCounts:
 
     @property
     def total(self) -> int:
-        return (self.token_embedding + self.position_embedding + self.attention + self.mlp + self.norms
-                + self.layer_scale + self.lm_head)
+        return (self.token_embedding + self.position_embedding + self.xpos_scale + self.attention + self.mlp
+                + self.norms + self.layer_scale + self.lm_head)
 
     @property
     def embedding(self) -> int:
@@ -106,7 +110,7 @@ class ParameterCounts:
 
     def by_component(self) -> dict[str, int]:
         return {"token_embedding": self.token_embedding, "position_embedding": self.position_embedding,
-                "attention": self.attention, "mlp": self.mlp, "norms": self.norms,
+                "xpos_scale": self.xpos_scale, "attention": self.attention, "mlp": self.mlp, "norms": self.norms,
                 "layer_scale": self.layer_scale, "lm_head": self.lm_head}
 
 
@@ -129,16 +133,14 @@ def count_parameters(config: ByteConfig) -> ParameterCounts:
     mlp = mlp_weights + ((num_mats - 1) * f + h if c.mlp_bias else 0)  # biases: f per up/gate, h for down
     final_norm = norm_parameters(c, h) if c.norm_scheme == "pre" else 0  # post-norm blocks end normalised
     norms = c.num_hidden_layers * 2 * norm_parameters(c, h) + final_norm
-    if c.position_embedding_type == "learned":
-        positions = c.max_position_embeddings * h
-    elif c.position_embedding_type == "xpos":
-        positions = int(d * c.rope_config.partial_rotary_factor) // 2  # one decay rate per rotated pair
-    else:
-        positions = 0
+    positions = c.max_position_embeddings * h if c.position_embedding_type == "learned" else 0
+    # XPos: one learnable decay rate per rotated pair of dims
+    xpos = int(d * c.rope_config.partial_rotary_factor) // 2 if c.position_embedding_type == "xpos" else 0
     layers = c.num_hidden_layers
     return ParameterCounts(
         token_embedding=c.vocab_size * h,
         position_embedding=positions,
+        xpos_scale=xpos,
         attention=layers * attn,
         mlp=layers * mlp,
         norms=norms,
@@ -185,6 +187,7 @@ class FlopCounts:
     lm_head: float  # 2 * V * H
     non_embedding_params: int  # for the Kaplan approximation
     total_params: int  # for the Chinchilla approximation
+    not_recomputed: float = 0.0  # block matmuls checkpointing's early stop skips (see module docstring)
 
     @property
     def forward(self) -> float:
@@ -201,8 +204,9 @@ class FlopCounts:
 
     @property
     def training_checkpointed(self) -> float:
-        """Per-block gradient checkpointing re-runs every block's forward in backward (not the LM head)."""
-        return self.training + self.blocks_forward
+        """Per-block gradient checkpointing re-runs the blocks' forward in backward (not the LM head), less
+        the final down_proj of blocks whose output no backward op needs (torch's early stop)."""
+        return self.training + self.blocks_forward - self.not_recomputed
 
     @property
     def kaplan_6n(self) -> float:
@@ -222,6 +226,7 @@ def count_flops(config: ByteConfig, seq_len: int, convention: str = "full") -> F
     context = attention_context(seq_len, c.sliding_window, convention)
     lm_head_weights = c.vocab_size * c.hidden_size
     return FlopCounts(
+        not_recomputed=2.0 * c.hidden_size * c.intermediate_size * _blocks_ending_in_down_proj(c),
         seq_len=seq_len,
         convention=convention,
         context=context,
@@ -231,6 +236,17 @@ def count_flops(config: ByteConfig, seq_len: int, convention: str = "full") -> F
         non_embedding_params=params.non_embedding,
         total_params=params.total,
     )
+
+
+def _blocks_ending_in_down_proj(config: ByteConfig) -> int:
+    """Blocks whose last op is `x + down_proj(h)`: nothing saved for backward reads down_proj's output, so
+    checkpoint recomputation stops before it. Post-norm ends in a norm (which saves its input); LayerScale,
+    hidden dropout and DropPath save tensors made after down_proj. DropPath's rate grows with depth from 0
+    (block.py), so block 0 never has one."""
+    c = config
+    if c.norm_scheme != "pre" or c.layer_scale_init or c.hidden_dropout:
+        return 0
+    return 1 if c.drop_path_rate > 0 else c.num_hidden_layers
 
 
 def model_flops_per_token(config: ByteConfig, seq_len: int, training: bool = True) -> float:
