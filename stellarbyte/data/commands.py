@@ -97,7 +97,7 @@ def _dedup(args) -> int:
     steps = [] if args.no_exact else [ExactDedup()]
     if not args.no_near:
         cfg = MinHashConfig(threshold=args.threshold, num_perm=args.num_perm, ngram=args.ngram, shingle=args.shingle,
-                            bands=args.bands, rows=args.rows, seed=args.seed)
+                            bands=args.bands, rows=args.rows, seed=args.seed, fn_weight=args.fn_weight)
         print(f"minhash: threshold={cfg.threshold} num_perm={cfg.num_perm} bands={cfg.bands} rows={cfg.rows} "
               f"{cfg.ngram}-{cfg.shingle} shingles")
         steps.append(NearDedup(cfg))
@@ -218,6 +218,8 @@ def add_parser(subparsers, verb: str) -> None:
     p.add_argument("--bands", type=int, default=None, help="LSH bands (default: optimal for the threshold)")
     p.add_argument("--rows", type=int, default=None, help="LSH rows per band")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--fn-weight", type=float, default=0.5,
+                   help="weight of missed duplicates vs false candidates when choosing bands x rows (0-1)")
     p.set_defaults(func=_dedup)
 
     p = sub.add_parser("analyse", aliases=["analyze"], help="length/token distributions, top tokens, coverage",

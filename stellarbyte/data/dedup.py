@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stellarbyte.data.minhash import MinHashConfig, MinHasher, estimated_jaccard
+from stellarbyte.data.minhash import MinHashConfig, MinHasher, estimated_jaccard, jaccard
 
 
 @dataclass(slots=True)
@@ -111,9 +111,13 @@ def candidate_pairs(keys: np.ndarray) -> np.ndarray:
     return np.unique(np.concatenate(pairs), axis=0)
 
 
-def find_duplicate_pairs(texts: list[str], config: MinHashConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """All pairs (i < j) that LSH proposes and whose estimated Jaccard >= threshold.
-    Returns (pairs (M, 2) int64, estimated Jaccard (M,))."""
+def find_duplicate_pairs(texts: list[str], config: MinHashConfig | None = None,
+                         verify: str = "estimate") -> tuple[np.ndarray, np.ndarray]:
+    """All pairs (i < j) that LSH proposes and whose Jaccard >= threshold, where the Jaccard is the signature
+    estimate (verify="estimate", cheap) or the exact shingle-set value (verify="exact": no false positives, at the
+    cost of re-shingling each candidate pair). Returns (pairs (M, 2) int64, their Jaccard (M,))."""
+    if verify not in ("estimate", "exact"):
+        raise ValueError(f"verify must be 'estimate' or 'exact', got {verify!r}")
     config = config or MinHashConfig()
     hasher = MinHasher(config)
     sigs = hasher.signatures(texts)
@@ -121,6 +125,9 @@ def find_duplicate_pairs(texts: list[str], config: MinHashConfig | None = None) 
     keys = hasher.band_keys(sigs)
     pairs = candidate_pairs(keys)
     pairs = pairs[~(empty[pairs[:, 0]] | empty[pairs[:, 1]])]
-    est = estimated_jaccard(sigs[pairs[:, 0]], sigs[pairs[:, 1]])
+    if verify == "exact":
+        est = np.array([jaccard(texts[i], texts[j], config.ngram, config.shingle) for i, j in pairs.tolist()])
+    else:
+        est = estimated_jaccard(sigs[pairs[:, 0]], sigs[pairs[:, 1]])
     keep = est >= config.threshold
     return pairs[keep], est[keep]

@@ -73,6 +73,7 @@ class MinHashConfig:
     bands: int | None = None
     rows: int | None = None
     seed: int = 1
+    fn_weight: float = 0.5  # weight of missed duplicates vs false candidates when choosing bands x rows
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
@@ -84,7 +85,10 @@ class MinHashConfig:
         if self.shingle not in ("word", "char"):
             raise ValueError(f"shingle must be 'word' or 'char', got {self.shingle!r}")
         if self.bands is None and self.rows is None:
-            self.bands, self.rows = optimal_bands(self.threshold, self.num_perm)
+            if not 0.0 < self.fn_weight < 1.0:
+                raise ValueError(f"fn_weight must be in (0, 1), got {self.fn_weight}")
+            self.bands, self.rows = optimal_bands(self.threshold, self.num_perm,
+                                                  fp_weight=1.0 - self.fn_weight, fn_weight=self.fn_weight)
         elif self.rows is None:
             self.rows = self.num_perm // self.bands
         elif self.bands is None:

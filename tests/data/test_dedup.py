@@ -114,3 +114,17 @@ def test_find_duplicate_pairs_matches_brute_force():
 def test_candidate_pairs_small():
     keys = np.array([[1, 9], [2, 9], [1, 8], [3, 7]], dtype=np.uint64)
     assert candidate_pairs(keys).tolist() == [[0, 1], [0, 2]]
+
+
+def test_exact_verification_and_recall_weight():
+    rng = random.Random(3)
+    base = make_docs(30, seed=8, words=100)
+    texts = base + [_edit(t, 0.03, rng) for t in base[:15]]
+    for fn_weight in (0.5, 0.9):
+        cfg = MinHashConfig(threshold=0.6, fn_weight=fn_weight)
+        pairs, js = find_duplicate_pairs(texts, cfg, verify="exact")
+        assert len(pairs) >= 10 and (js >= 0.6).all()
+        assert all(jaccard(texts[i], texts[j]) == pytest.approx(jv) for (i, j), jv in zip(pairs.tolist(), js))
+    assert MinHashConfig(threshold=0.8, fn_weight=0.9).rows < MinHashConfig(threshold=0.8).rows  # wider net
+    with pytest.raises(ValueError, match="verify"):
+        find_duplicate_pairs(texts, verify="maybe")

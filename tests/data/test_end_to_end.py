@@ -115,7 +115,6 @@ def test_toyworld_handler_passes_arguments(tmp_path, monkeypatch, capsys):
     assert "pretrain/train.txt" in capsys.readouterr().out
 
 
-@pytest.mark.slow
 def test_toyworld_to_loader_sft_and_preference(tmp_path, tokenizer_dir, tokenizer):
     pytest.importorskip("stellarbyte.data.toyworld")
     from stellarbyte.data.ingest import read_files
