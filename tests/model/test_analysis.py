@@ -187,10 +187,12 @@ def test_attention_context_matches_the_model_mask() -> None:
 
 
 def test_sliding_window_caps_attention_flops() -> None:
-    config = tiny(sliding_window=16)
-    assert count_flops(config, 64).context == 16
-    assert model_flops_per_token(config, 64) == model_flops_per_token(tiny(), 16) + 3 * count_flops(
-        config, 64).projections - 3 * count_flops(tiny(), 16).projections
+    windowed, full = count_flops(tiny(sliding_window=16), 64), count_flops(tiny(), 64)
+    assert windowed.context == 16 and windowed.attention == count_flops(tiny(), 16).attention == full.attention / 4
+    assert windowed.projections == full.projections
+    saved = 3 * (full.attention - windowed.attention)
+    assert model_flops_per_token(tiny(sliding_window=16), 64) == full.training - saved
+    assert count_flops(tiny(sliding_window=16), 64, "causal").context == (16 * 17 / 2 + 48 * 16) / 64
 
 
 def flop_counter(model: ByteModel, ids: torch.Tensor, backward: bool) -> int:
