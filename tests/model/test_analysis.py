@@ -233,6 +233,7 @@ def test_flops_equal_torch_flop_counter(variant: str) -> None:
 def test_kv_cache_llama2_7b_is_2_gib_per_4096_tokens() -> None:
     llama2_7b = ByteConfig(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
                            num_attention_heads=32, max_position_embeddings=4096)
+    assert count_parameters(llama2_7b).total == 6_738_415_616  # Meta's published Llama-2-7B count
     assert kv_cache_bytes(llama2_7b, 1, 4096, "float16") == 2 * 1024**3
     assert kv_cache_bytes(llama2_7b, 3, 4096, "float32") == 12 * 1024**3
     # Llama-2-70B shape (80 layers, 8 KV heads of 128): 320 KiB per token in fp16
