@@ -65,7 +65,9 @@ def save_pretrained(model: ByteModel, directory: str | Path, family: str | None 
         weight_files = save_safetensors(state, stage, max_shard_size)
         _write_json(stage / GENERATION_CONFIG, generation)
         _write_json(stage / CONFIG, hf_config)
-        _publish(stage, target, [*weight_files, GENERATION_CONFIG, CONFIG])
+        files = [*weight_files, GENERATION_CONFIG, CONFIG]
+        _fsync(stage, files)  # the bytes reach the disk before any rename makes them visible
+        _publish(stage, target, files)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return target
@@ -73,6 +75,15 @@ def save_pretrained(model: ByteModel, directory: str | Path, family: str | None 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def _fsync(directory: Path, files: list[str]) -> None:
+    for name in files:
+        fd = os.open(directory / name, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _publish(stage: Path, target: Path, files: list[str]) -> None:

@@ -149,7 +149,8 @@ def compare(ours: ByteModel, hf: nn.Module, ids: torch.Tensor, new_tokens: int =
     return diff, ours_tokens.shape == hf_tokens.shape and torch.equal(ours_tokens, hf_tokens)
 
 
-def hf_to_ours(case: ParityCase, workdir: Path, seed: int = 0) -> tuple[ParityResult, ByteModel, nn.Module]:
+def hf_to_ours(case: ParityCase, workdir: Path, seed: int = 0,
+               attn_implementation: str = "auto") -> tuple[ParityResult, ByteModel, nn.Module]:
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(seed)
@@ -157,19 +158,19 @@ def hf_to_ours(case: ParityCase, workdir: Path, seed: int = 0) -> tuple[ParityRe
     randomize_(hf, seed)
     path = workdir / f"{case.family}-{case.name}-hf"
     hf.save_pretrained(path)
-    ours = ByteModel.from_pretrained(path)
+    ours = ByteModel.from_pretrained(path, attn_implementation=attn_implementation)
     if ours.loading_info["model_type"] != case.family:
         raise AssertionError(f"{path} loaded as {ours.loading_info['model_type']}, expected {case.family}")
     diff, same = compare(ours, hf, _prompt(case, seed))
     return ParityResult(case.family, case.name, "hf->ours", diff, same, 32), ours, hf
 
 
-def ours_to_hf(case: ParityCase, workdir: Path, seed: int = 0,
+def ours_to_hf(case: ParityCase, workdir: Path, seed: int = 0, attn_implementation: str = "auto",
                **save_kwargs: Any) -> tuple[ParityResult, ByteModel, nn.Module]:
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(seed)
-    ours = ByteModel(byte_config_for(case)).eval()
+    ours = ByteModel(byte_config_for(case).replace(attention_implementation=attn_implementation)).eval()
     randomize_(ours, seed)
     path = workdir / f"{case.family}-{case.name}-ours"
     if case.force_family:
@@ -190,13 +191,15 @@ def quiet_transformers() -> None:
     logging.disable_progress_bar()
 
 
-def run_all(cases: tuple[ParityCase, ...] = CASES, seed: int = 0) -> list[ParityResult]:
+def run_all(cases: tuple[ParityCase, ...] = CASES, seed: int = 0,
+            attn_implementation: str = "auto") -> list[ParityResult]:
+    """Every case both directions; attn_implementation picks our attention backend (transformers keeps sdpa)."""
     quiet_transformers()
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for case in cases:
-            results.append(hf_to_ours(case, Path(tmp), seed)[0])
-            results.append(ours_to_hf(case, Path(tmp), seed)[0])
+            results.append(hf_to_ours(case, Path(tmp), seed, attn_implementation)[0])
+            results.append(ours_to_hf(case, Path(tmp), seed, attn_implementation)[0])
     return results
 
 
@@ -210,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stellarbyte.hf.parity", description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--family", choices=sorted({c.family for c in CASES}), help="only this family")
+    parser.add_argument("--attn-implementation", choices=["auto", "sdpa", "eager"], default="auto",
+                        help="our attention backend (eager: our explicit float32 softmax against HF's sdpa)")
     parser.add_argument("--csv", type=Path, help="also write the table as CSV here")
     args = parser.parse_args(argv)
     try:
@@ -218,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         print("transformers is not installed: pip install 'stellarbyte[hf]'", file=sys.stderr)
         return 1
     cases = tuple(c for c in CASES if args.family in (None, c.family))
-    results = run_all(cases, args.seed)
+    results = run_all(cases, args.seed, args.attn_implementation)
     print(markdown_table(results))
     worst = max(r.max_abs_diff for r in results)
     print(f"\nworst max abs logit diff: {worst:.2e}; greedy equal: "

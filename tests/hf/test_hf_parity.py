@@ -34,6 +34,16 @@ def test_ours_to_hf(case: ParityCase, tmp_path: Path) -> None:
                                  "qwen3": "Qwen3ForCausalLM", "mistral": "MistralForCausalLM"}[case.family]
 
 
+@pytest.mark.parametrize("name", ["qwen3/qk-norm-bias-tied", "mistral/sliding-window", "llama/rope-llama3"])
+def test_our_eager_attention_against_hf_sdpa(name: str, tmp_path: Path) -> None:
+    """Our explicit-softmax backend is an independent computation from transformers' SDPA path."""
+    family, case_name = name.split("/")
+    for run in (hf_to_ours, ours_to_hf):
+        result, ours, _ = run(_case(family, case_name), tmp_path, attn_implementation="eager")
+        assert ours.model.layers[0].self_attn.implementation == "eager"
+        assert result.max_abs_diff <= TOL and result.greedy_equal, result
+
+
 def _case(family: str, name: str) -> ParityCase:
     return next(c for c in CASES if c.family == family and c.name == name)
 
@@ -126,3 +136,21 @@ def test_bfloat16_checkpoint_keeps_its_dtype(tmp_path: Path) -> None:
         # SDPA: our GQA call (enable_gqa) and HF's (repeated KV heads) round differently in the last bf16 bit
         diff = (ours(ids).logits.float() - hf(input_ids=ids).logits.float()).abs().max()
     assert diff <= 5e-2
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_load_onto_gpu_matches_hf(tmp_path: Path) -> None:
+    case = _case("qwen3", "qk-norm-bias-tied")
+    hf = AutoModelForCausalLM.from_config(hf_config_for(case)).eval()
+    randomize_(hf)
+    hf.save_pretrained(tmp_path)
+    ours = ByteModel.from_pretrained(tmp_path, device="cuda")
+    assert ours.device.type == "cuda"
+    hf = hf.to("cuda")
+    ids = torch.randint(0, TINY["vocab_size"], (2, 24), generator=torch.Generator().manual_seed(0)).cuda()
+    with torch.no_grad():
+        assert (ours(ids).logits - hf(input_ids=ids).logits).abs().max() <= 1e-3  # TF32 / kernel choice on GPU
+    assert torch.equal(ours.generate(ids[:1, :8], max_new_tokens=32),
+                       hf.generate(ids[:1, :8], max_new_tokens=32, min_new_tokens=32, do_sample=False,
+                                   pad_token_id=0))
