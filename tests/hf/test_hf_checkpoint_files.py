@@ -245,3 +245,31 @@ def test_generation_config_written_and_read(tmp_path: Path) -> None:
     loaded.save_pretrained(tmp_path / "again")
     again = ByteModel.from_pretrained(tmp_path / "again").generation_config
     assert again["top_k"] == 7 and again["temperature"] == 0.7
+
+
+# ---- HF checkpoints through us and back -----------------------------------------------------------------
+
+
+def test_hf_checkpoint_round_trips_unchanged(tmp_path: Path) -> None:
+    """HF Mistral (no window, which alone would save as Llama) -> ours -> save: same family, same tensors."""
+    from transformers import AutoModelForCausalLM
+
+    from stellarbyte.hf.parity import CASES, hf_config_for
+
+    case = next(c for c in CASES if c.family == "mistral" and c.name == "full-attention")
+    AutoModelForCausalLM.from_config(hf_config_for(case)).save_pretrained(tmp_path / "hf")
+    ByteModel.from_pretrained(tmp_path / "hf").save_pretrained(tmp_path / "ours")
+    assert json.loads((tmp_path / "ours" / "config.json").read_text())["model_type"] == "mistral"
+    original = load_file(str(tmp_path / "hf" / "model.safetensors"))
+    again = load_file(str(tmp_path / "ours" / "model.safetensors"))
+    assert original.keys() == again.keys()
+    assert all(torch.equal(original[k], again[k]) for k in original)
+
+
+def test_tied_checkpoint_that_also_stores_lm_head(tmp_path: Path) -> None:
+    model = ByteModel(ByteConfig(**{**TINY, "tie_word_embeddings": True}))
+    model.save_pretrained(tmp_path)
+    _rewrite_weights(tmp_path, lambda s: s.update({"lm_head.weight": s["model.embed_tokens.weight"].clone()}))
+    loaded = ByteModel.from_pretrained(tmp_path)  # the duplicate head is ignored, not "unexpected"
+    assert loaded.lm_head.weight is loaded.model.embed_tokens.weight
+    assert loaded.loading_info["unexpected_keys"] == []
