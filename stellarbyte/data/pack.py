@@ -216,7 +216,9 @@ def pack_documents(docs: Iterable[Document | str], tokenizer: TokenizerLike, out
         try:
             for flat, lengths, val in results:
                 stats.seen += len(lengths)
-                stats.reasons["empty_after_tokenize"] += int((lengths == 0).sum())
+                n_empty = int((lengths == 0).sum())
+                if n_empty:
+                    stats.reasons["empty_after_tokenize"] += n_empty
                 starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
                 for split, mask in (("train", ~val & (lengths > 0)), ("validation", val & (lengths > 0))):
                     if mask.any():
