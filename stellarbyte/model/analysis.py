@@ -42,6 +42,7 @@ appendix B (MFU); Korthikanti et al., 2022 (activation memory); Dao et al., 2022
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -257,6 +258,14 @@ def model_flops_per_token(config: ByteConfig, seq_len: int, training: bool = Tru
     """
     flops = count_flops(config, seq_len, "full")
     return flops.training if training else flops.forward
+
+
+def mfu(config: ByteConfig, seq_len: int, tokens_per_second: float, peak_flops_per_second: float) -> float:
+    """Model FLOPs utilisation (PaLM): model_flops_per_token * training tokens/s / the hardware's peak FLOP/s."""
+    if peak_flops_per_second <= 0:
+        raise ValueError(f"peak_flops_per_second must be positive (e.g. 989e12 for an H100 in bf16), "
+                         f"got {peak_flops_per_second}")
+    return model_flops_per_token(config, seq_len, training=True) * tokens_per_second / peak_flops_per_second
 
 
 # ---- memory ----------------------------------------------------------------------------------------------
@@ -537,6 +546,11 @@ class ModelReport:
     def weight_bytes(self) -> int:
         return self.params.total * dtype_bytes(self.dtype)
 
+    @property
+    def logits_bytes(self) -> int:
+        """The (B, T, V) logits forward returns: live beside the activations until the caller drops them."""
+        return self.batch_size * self.seq_len * self.config.vocab_size * dtype_bytes(self.dtype)
+
     def sections(self) -> list[tuple[str, list[tuple[str, str]]]]:
         """(title, [(label, value)]) -- shared by the markdown and the plain-text renderings."""
         c, p, f, fc, a = self.config, self.params, self.flops, self.causal_flops, self.activations
@@ -563,6 +577,7 @@ class ModelReport:
                  (f"training step ({tokens:,} tokens)", _flops(f.training * tokens, per_token=False))]
         memory = [(f"weights ({self.dtype})", _bytes(self.weight_bytes)),
                   (f"KV cache (B={self.batch_size}, T={self.seq_len})", _bytes(self.kv_cache)),
+                  ("logits returned by forward (B T V)", _bytes(self.logits_bytes)),
                   ("activations per layer", _bytes(a.per_layer)),
                   ("activations total (no checkpointing)", _bytes(a.total)),
                   ("activations with checkpointing (stored / peak)",
@@ -571,6 +586,23 @@ class ModelReport:
                 (f"FLOPs per token at T={self.seq_len}", flops),
                 (f"memory ({self.dtype}, batch {self.batch_size}, seq_len {self.seq_len}, {c.attention_implementation}"
                  " attention)", memory)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The headline numbers as plain JSON-ready values (bytes, FLOPs per token, parameter counts)."""
+        p, f, fc, a = self.params, self.flops, self.causal_flops, self.activations
+        return {
+            "batch_size": self.batch_size, "seq_len": self.seq_len, "dtype": self.dtype,
+            "params": {**p.by_component(), "total": p.total, "non_embedding": p.non_embedding,
+                       "matmul_weights": p.matmul_weights},
+            "flops_per_token": {"forward": f.forward, "forward_causal": fc.forward, "attention": f.attention,
+                                "attention_causal": fc.attention, "training": f.training,
+                                "training_checkpointed": f.training_checkpointed, "kaplan_6n": f.kaplan_6n,
+                                "chinchilla_6n": f.chinchilla_6n},
+            "memory_bytes": {"weights": self.weight_bytes, "kv_cache": self.kv_cache, "logits": self.logits_bytes,
+                             "activations_per_layer": a.per_layer, "activations_total": a.total,
+                             "activations_checkpointed_stored": a.checkpointed_stored,
+                             "activations_checkpointed_peak": a.checkpointed_peak},
+        }
 
     def format_table(self) -> str:
         lines = []
@@ -656,5 +688,5 @@ def _bytes(n: float) -> str:
 __all__ = [
     "ActivationItem", "ActivationMemory", "FlopCounts", "ModelReport", "ModuleRow", "ParameterCounts",
     "activation_memory", "analyze", "attention_context", "count_flops", "count_parameters", "dtype_bytes",
-    "kv_cache_bytes", "model_flops_per_token", "module_table",
+    "kv_cache_bytes", "mfu", "model_flops_per_token", "module_table",
 ]

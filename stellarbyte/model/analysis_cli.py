@@ -40,6 +40,7 @@ def add_parser(subparsers: Any, verb: str) -> argparse.ArgumentParser:
     parser.add_argument("--all-layers", action="store_true",
                         help="with --modules: list every block instead of block 0 and a summary row")
     parser.add_argument("--markdown", action="store_true", help="print markdown tables instead of plain text")
+    parser.add_argument("--json", action="store_true", help="print the headline numbers as JSON")
     parser.set_defaults(func=run)
     return parser
 
@@ -50,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
     report = analyze(config, batch_size=args.batch_size, seq_len=args.seq_len, dtype=args.dtype,
                      modules=args.modules, module_depth=args.depth, collapse_layers=not args.all_layers,
                      device=args.device)
+    if args.json:
+        print(json.dumps({"source": source, **report.to_dict()}, indent=2))
+        return 0
     print(f"# {source}")
     print(report.to_markdown() if args.markdown else report.format_table(), end="")
     return 0

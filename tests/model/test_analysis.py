@@ -21,6 +21,7 @@ from stellarbyte.model.analysis import (
     count_parameters,
     dtype_bytes,
     kv_cache_bytes,
+    mfu,
     model_flops_per_token,
     module_table,
 )
@@ -167,6 +168,14 @@ def test_gpt2_flops_by_hand() -> None:
     assert causal.projections == f.projections and causal.lm_head == f.lm_head
 
 
+def test_mfu() -> None:
+    config = ByteConfig(**GPT2)
+    # nanoGPT's reference point: 854.4 MFLOP/token; 1e5 tokens/s on a 312 TFLOP/s A100 is 27.4 % MFU
+    assert mfu(config, 1024, 1e5, 312e12) == pytest.approx(854_438_400 * 1e5 / 312e12)
+    with pytest.raises(ValueError, match="peak_flops_per_second"):
+        mfu(config, 1024, 1e5, 0)
+
+
 def test_attention_context_matches_the_model_mask() -> None:
     """Mean visible keys per query, counted on the decoder's own mask builder, for windows and lengths."""
     from stellarbyte.model.masks import build_attention_mask
@@ -228,6 +237,18 @@ def test_flops_equal_torch_flop_counter(variant: str) -> None:
 
 
 # ---- memory ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_activation_memory_equals_saved_tensors_on_cuda(variant: str) -> None:
+    """bf16 on CUDA: flash SDPA, bool dropout masks, float32 LayerNorm statistics."""
+    config = tiny(**VARIANTS[variant])
+    torch.manual_seed(0)
+    model = ByteModel(config).to(device="cuda", dtype=torch.bfloat16).train()
+    ids = torch.randint(0, config.vocab_size, (2, 32), device="cuda")
+    assert activation_memory(config, 2, 32, "bfloat16", device="cuda").total == saved_activation_bytes(model, ids)
 
 
 def test_kv_cache_llama2_7b_is_2_gib_per_4096_tokens() -> None:
@@ -361,6 +382,7 @@ def test_report_renders_the_numbers() -> None:
     assert "| total | 124.44M  (124,439,808) |" in md and "| module | type | params | shapes |" in md
     assert report.weight_bytes == 124_439_808 * 2
     assert report.kv_cache == 2 * 12 * 8 * 1024 * 768 * 2
+    assert report.logits_bytes == 8 * 1024 * 50257 * 2
 
 
 # ---- CLI -------------------------------------------------------------------------------------------------
@@ -383,6 +405,11 @@ def test_cli_on_yaml_and_json(tmp_path, capsys) -> None:
     tiny().save(json_path)
     code, out, _ = run_cli(capsys, str(json_path), "--markdown", "--dtype", "float32")
     assert code == 0 and f"({count_parameters(tiny()).total:,})" in out and "### memory (float32" in out
+    code, out, _ = run_cli(capsys, str(json_path), "--json", "--seq-len", "16", "--batch-size", "2")
+    data = json.loads(out)
+    assert code == 0 and data["params"]["total"] == count_parameters(tiny()).total
+    assert data["flops_per_token"]["training"] == model_flops_per_token(tiny(), 16)
+    assert data["memory_bytes"]["kv_cache"] == kv_cache_bytes(tiny(), 2, 16, "bfloat16")
 
 
 @pytest.mark.parametrize("config", [tiny(num_key_value_heads=2), tiny(norm_type="layernorm", mlp_type="gelu")],
