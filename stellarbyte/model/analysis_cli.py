@@ -19,7 +19,12 @@ from typing import Any
 from stellarbyte.config import ByteConfig
 from stellarbyte.model.analysis import analyze, dtype_bytes
 
-PRESET_DIRS = (Path.cwd() / "configs", Path(__file__).resolve().parents[2] / "configs")
+REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def preset_dirs() -> tuple[Path, ...]:
+    """Where preset names are looked up: ./configs first, then the repository's configs/."""
+    return (Path.cwd() / "configs", REPO_CONFIGS)
 
 
 def add_parser(subparsers: Any, verb: str) -> argparse.ArgumentParser:
@@ -69,11 +74,11 @@ def resolve_config(target: str | Path) -> tuple[ByteConfig, str]:
     if path.suffix or len(path.parts) > 1:
         raise FileNotFoundError(f"{path} does not exist; pass a YAML/JSON config file, a checkpoint directory "
                                 f"or a preset name")
-    for folder in PRESET_DIRS:
+    for folder in preset_dirs():
         preset = folder / f"{target}.yaml"
         if preset.is_file():
             return config_from_file(preset), f"preset {target} ({preset})"
-    names = sorted({p.stem for folder in PRESET_DIRS if folder.is_dir() for p in folder.glob("*.yaml")})
+    names = sorted({p.stem for folder in preset_dirs() if folder.is_dir() for p in folder.glob("*.yaml")})
     known = f"known presets: {', '.join(names)}" if names else "no presets found under configs/"
     raise FileNotFoundError(f"{target!r} is neither a file, a directory nor a preset ({known})")
 

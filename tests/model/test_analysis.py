@@ -421,11 +421,27 @@ def test_cli_on_saved_model_directory(tmp_path, capsys, config: ByteConfig) -> N
     assert f"({count_parameters(config).total:,})" in out and f"checkpoint {tmp_path / 'ckpt'}" in out
 
 
+@pytest.mark.parametrize("family", ["llama", "qwen3"])
+def test_cli_on_a_transformers_checkpoint(tmp_path, capsys, family: str) -> None:
+    """A directory written by transformers itself: the count must equal transformers' own."""
+    transformers = pytest.importorskip("transformers")
+    shape = dict(vocab_size=300, hidden_size=64, intermediate_size=160, num_hidden_layers=2, num_attention_heads=8,
+                 num_key_value_heads=2, max_position_embeddings=128)
+    if family == "llama":
+        hf = transformers.LlamaForCausalLM(transformers.LlamaConfig(**shape))
+    else:
+        hf = transformers.Qwen3ForCausalLM(transformers.Qwen3Config(**shape, head_dim=16))
+    hf.save_pretrained(tmp_path / family)
+    code, out, err = run_cli(capsys, str(tmp_path / family), "--json")
+    assert code == 0, err
+    assert json.loads(out)["params"]["total"] == hf.num_parameters()
+
+
 def test_cli_preset_and_errors(tmp_path, capsys, monkeypatch) -> None:
     presets = tmp_path / "configs"
     presets.mkdir()
     (presets / "tiny-cpu.yaml").write_text("".join(f"{k}: {v}\n" for k, v in TINY.items()))
-    monkeypatch.setattr(analysis_cli, "PRESET_DIRS", (presets,))
+    monkeypatch.setattr(analysis_cli, "preset_dirs", lambda: (presets,))
     code, out, _ = run_cli(capsys, "tiny-cpu")
     assert code == 0 and "preset tiny-cpu" in out
     code, _, err = run_cli(capsys, "no-such-preset")
