@@ -1,4 +1,4 @@
-"""`stellarbyte data ...`: ingest, clean, dedup, analyse, pack, inspect and toyworld sub-commands.
+"""`stellarbyte data ...`: ingest, clean, dedup, analyse, pack, inspect, sft, preference and toyworld sub-commands.
 
 Every step reads any ingestible input (txt / jsonl / parquet files or directories; the jsonl written by an earlier
 step has a "text" field) and writes jsonl atomically, printing one stats line per step, so a pipeline is
@@ -13,6 +13,7 @@ step has a "text" field) and writes jsonl atomically, printing one stats line pe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -157,6 +158,59 @@ def _inspect(args) -> int:
     return 0
 
 
+# ---- sft / preference ---------------------------------------------------------------------------------------------
+def _jsonl_records(path: str) -> Iterator:
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise ValueError(f"{path}:{lineno}: not valid JSON ({err.msg}); fix or remove the line") from err
+
+
+def _sft(args) -> int:
+    from stellarbyte.data.records import atomic_write
+    from stellarbyte.data.sft import SFTConfig, build_sft_examples
+    from stellarbyte.data.tokenizing import load_tokenizer
+
+    tok = load_tokenizer(args.tokenizer)
+    stats = Stats("sft")
+    config = SFTConfig(max_length=args.max_length, truncation=args.truncation, strict=args.strict)
+    n_tok = n_lab = n = 0
+    with atomic_write(args.out) if args.out else contextlib.nullcontext() as f:
+        for ex in build_sft_examples(_jsonl_records(args.input), tok, config, stats):
+            n, n_tok, n_lab = n + 1, n_tok + len(ex.input_ids), n_lab + sum(t != -100 for t in ex.labels)
+            if f is not None:
+                f.write(json.dumps({"input_ids": ex.input_ids, "labels": ex.labels}) + "\n")
+    print(format_stats([stats]))
+    print(f"{n:,} conversations, {n_tok:,} tokens, {n_lab:,} trained on ({n_lab / max(1, n_tok):.1%}), "
+          f"mean length {n_tok / max(1, n):.1f}" + (f" -> {args.out}" if args.out else ""))
+    return 0
+
+
+def _preference(args) -> int:
+    from stellarbyte.data.preference import PreferenceConfig, build_preference_pairs
+    from stellarbyte.data.records import atomic_write
+    from stellarbyte.data.tokenizing import load_tokenizer
+
+    tok = load_tokenizer(args.tokenizer)
+    stats = Stats("preference")
+    config = PreferenceConfig(max_length=args.max_length, max_prompt_length=args.max_prompt_length)
+    pairs = list(build_preference_pairs(_jsonl_records(args.input), tok, config, stats, strict=args.strict))
+    if args.out:
+        with atomic_write(args.out) as f:
+            for p in pairs:
+                f.write(json.dumps({"prompt_ids": p.prompt_ids, "chosen_ids": p.chosen_ids,
+                                    "rejected_ids": p.rejected_ids}) + "\n")
+    print(format_stats([stats]))
+    n = max(1, len(pairs))
+    print(f"{len(pairs):,} pairs; mean prompt {sum(len(p.prompt_ids) for p in pairs) / n:.1f} tokens, chosen "
+          f"{sum(len(p.chosen_ids) for p in pairs) / n:.1f}, rejected {sum(len(p.rejected_ids) for p in pairs) / n:.1f}"
+          + (f" -> {args.out}" if args.out else ""))
+    return 0
+
+
 # ---- toyworld -----------------------------------------------------------------------------------------------------
 def _toyworld(args) -> int:
     from stellarbyte.data.toyworld import build_toyworld  # lazy: written in parallel, optional for the other verbs
@@ -246,6 +300,31 @@ def add_parser(subparsers, verb: str) -> None:
     p.add_argument("--split-seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="replace a different dataset already in --out")
     p.set_defaults(func=_pack)
+
+    p = sub.add_parser("sft", help="tokenize conversations with assistant-only labels; report counts",
+                       description="Conversations (messages / ShareGPT conversations / Alpaca) -> chat-templated "
+                                   "ids with labels -100 outside assistant turns. Truncation: 'right' keeps the first "
+                                   "--max-length tokens (skipped if no assistant token survives); 'drop' skips "
+                                   "longer conversations. Conversations without an assistant turn are skipped.")
+    p.add_argument("--input", required=True, help="jsonl of conversations")
+    p.add_argument("--tokenizer", required=True, help="tokenizer directory with a chat template")
+    p.add_argument("--max-length", type=int, default=2048)
+    p.add_argument("--truncation", default="right", choices=["right", "drop"])
+    p.add_argument("--strict", action="store_true", help="fail on the first unusable conversation")
+    p.add_argument("--out", default=None, help="optional jsonl of {input_ids, labels}")
+    p.set_defaults(func=_sft)
+
+    p = sub.add_parser("preference", help="tokenize preference pairs (prompt/chosen/rejected); report counts",
+                       description="{prompt, chosen, rejected} (strings or messages, or two conversations with a "
+                                   "shared prompt) -> prompt / chosen / rejected ids. Over-long pairs: the prompt is "
+                                   "cut from the left to --max-prompt-length, then responses from the right.")
+    p.add_argument("--input", required=True, help="jsonl of preference pairs")
+    p.add_argument("--tokenizer", required=True, help="tokenizer directory with a chat template")
+    p.add_argument("--max-length", type=int, default=1024)
+    p.add_argument("--max-prompt-length", type=int, default=512)
+    p.add_argument("--strict", action="store_true", help="fail on the first malformed pair")
+    p.add_argument("--out", default=None, help="optional jsonl of {prompt_ids, chosen_ids, rejected_ids}")
+    p.set_defaults(func=_preference)
 
     p = sub.add_parser("inspect", help="print a packed dataset's index")
     p.add_argument("dir")

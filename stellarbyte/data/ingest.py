@@ -168,7 +168,36 @@ def read_txt(path: Path, config: IngestConfig, stats: Stats) -> Iterator[Documen
         yield Document(text=block.strip("\n"), id=f"{path.name}:{i}", source=str(path))
 
 
+def _read_json_array(path: Path, config: IngestConfig, stats: Stats) -> Iterator[Document]:
+    """A .json file holding one array of records (loaded whole: such files are small by nature)."""
+    try:
+        with _open_bytes(path) as f:
+            records = json.loads(f.read().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: not a valid JSON array of records ({err}); fix the file or convert it to "
+                         f"jsonl (one object per line)") from err
+    if not records:
+        stats.seen += 1
+        _bad(stats, config, "empty_file", str(path), "remove the empty file")
+        return
+    for i, record in enumerate(records):
+        stats.seen += 1
+        doc = _record_to_doc(record, config, stats, f"{path}[{i}]", f"{path.name}:{i}", str(path))
+        if doc is not None:
+            yield doc
+
+
+def _starts_with_bracket(path: Path) -> bool:
+    with _open_bytes(path) as f:
+        head = f.read(4096).lstrip()
+    return head.startswith(b"[")
+
+
 def read_jsonl(path: Path, config: IngestConfig, stats: Stats) -> Iterator[Document]:
+    """One JSON object per line; a .json file that holds a single array of objects is read as that array."""
+    if ".json" in path.suffixes and _starts_with_bracket(path):
+        yield from _read_json_array(path, config, stats)
+        return
     empty = True
     with _open_bytes(path) as f:
         for lineno, raw in enumerate(f, start=1):

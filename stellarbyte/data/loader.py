@@ -119,8 +119,11 @@ class TokenBlockLoader:
         windows = np.stack([self.tokens.read(int(s) * T, T + 1) for s in self.sample_ids(epoch, batch)])  # (B, T+1)
         w = torch.from_numpy(windows)
         x, y = w[:, :-1].contiguous(), w[:, 1:].contiguous()  # (B, T) each, int64
-        if self.device is not None:
-            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        if self.device is not None and torch.device(self.device).type == "cuda":
+            # pinned host memory lets the copy overlap with compute (non_blocking needs it to be truly async)
+            x, y = x.pin_memory().to(self.device, non_blocking=True), y.pin_memory().to(self.device, non_blocking=True)
+        elif self.device is not None:
+            x, y = x.to(self.device), y.to(self.device)
         return x, y
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -143,3 +143,23 @@ def test_toyworld_to_loader_sft_and_preference(tmp_path, tokenizer_dir, tokenize
                                         tokenizer, stats=pstats))
     assert pstats.seen > 100 and len(pairs) == pstats.kept >= 0.95 * pstats.seen
     assert collate_preference(pairs[:8], tokenizer.pad_token_id)["chosen_labels"].shape[0] == 8
+
+
+def test_sft_and_preference_commands(tmp_path, tokenizer_dir, capsys):
+    conv = tmp_path / "c.jsonl"
+    conv.write_text("\n".join(json.dumps(x) for x in [
+        {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello there."}]},
+        {"instruction": "Say the cat.", "output": "The cat."},
+        {"messages": [{"role": "user", "content": "No reply"}]}]) + "\n")
+    assert _run("sft", "--input", conv, "--tokenizer", tokenizer_dir, "--out", tmp_path / "s.jsonl") == 0
+    out = capsys.readouterr().out
+    assert "seen=3" in out and "kept=2" in out and "no_assistant_turn=1" in out
+    rows = [json.loads(x) for x in (tmp_path / "s.jsonl").open()]
+    assert len(rows) == 2 and all(len(r["input_ids"]) == len(r["labels"]) for r in rows)
+    assert _run("sft", "--input", conv, "--tokenizer", tokenizer_dir, "--strict") == 2
+    assert "example 2" in capsys.readouterr().err
+
+    pref = tmp_path / "p.jsonl"
+    pref.write_text(json.dumps({"prompt": "Q?", "chosen": "Yes.", "rejected": "No."}) + "\n{\"prompt\": \"x\"}\n")
+    assert _run("preference", "--input", pref, "--tokenizer", tokenizer_dir, "--out", tmp_path / "q.jsonl") == 0
+    assert "kept=1" in capsys.readouterr().out and len((tmp_path / "q.jsonl").read_text().splitlines()) == 1

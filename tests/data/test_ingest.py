@@ -121,3 +121,13 @@ def test_config_validation():
         IngestConfig(txt_mode="line")
     with pytest.raises(ValueError, match="format"):
         IngestConfig(format="csv")
+
+
+def test_json_array_file(tmp_path):
+    p = tmp_path / "d.json"
+    p.write_text(json.dumps([{"text": "one"}, {"text": ""}, {"content": "x"}, {"text": "two"}]))
+    docs, stats = _ingest([p])
+    assert [d.text for d in docs] == ["one", "two"] and stats.reasons == {"empty_doc": 1, "missing_field": 1}
+    (tmp_path / "bad.json").write_text("[{\"text\": 1,")
+    with pytest.raises(ValueError, match="not a valid JSON array"):
+        _ingest([tmp_path / "bad.json"])

@@ -194,3 +194,28 @@ def test_loader_errors(packed, tmp_path):
     (bad / "train_00001.bin").write_bytes(b"\x00\x01")  # truncated shard
     with pytest.raises(ValueError, match="damaged"):
         TokenBlockLoader(bad, 2, 8)
+
+
+class _CountingTokenizer:
+    """A fast fake tokenizer (ids = word lengths mod 1000) for size tests; the real one is tested above."""
+
+    vocab_size, eos_token_id, pad_token_id, bos_token_id = 1000, 0, 1, 2
+
+    def encode(self, text, add_special_tokens=False):
+        return [3 + len(w) % 997 for w in text.split()]
+
+
+def test_loader_reads_only_the_batch_not_the_shard(tmp_path):
+    import tracemalloc
+
+    docs = [" ".join(["abc defg hi"] * 5000)] * 200  # 3M tokens in one shard (6 MB as uint16)
+    index = pack_documents(docs, _CountingTokenizer(), tmp_path / "big", PackConfig(val_fraction=0.0))
+    assert index["splits"]["train"]["num_tokens"] == 200 * 15001
+    loader = TokenBlockLoader(tmp_path / "big", batch_size=4, seq_len=128, seed=0)
+    next(loader)  # open the memmap
+    tracemalloc.start()
+    for _ in range(10):
+        next(loader)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 200_000  # a batch is 4 x 129 int64 = 4 KB (+ tensors); the shard is 6 MB
