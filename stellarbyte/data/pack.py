@@ -81,7 +81,8 @@ _WORKER: dict = {}
 
 
 def _init_worker(tokenizer: TokenizerLike, dtype: str, append_eos: bool, val_fraction: float, seed: int) -> None:
-    _WORKER.update(tok=tokenizer, dtype=np.dtype(dtype), eos=append_eos, val=val_fraction, seed=seed)
+    _WORKER.update(tok=tokenizer, dtype=np.dtype(dtype), eos=append_eos, val=val_fraction, seed=seed,
+                   vocab=int(tokenizer.vocab_size))
 
 
 def _encode_chunk(texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -92,8 +93,10 @@ def _encode_chunk(texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     ids = tok.encode_batch(texts) if hasattr(tok, "encode_batch") else [tok.encode(t) for t in texts]
     lengths = np.array([len(x) + len(eos) if x else 0 for x in ids], dtype=np.int64)  # empty encodings are skipped
     flat = np.fromiter((i for x in ids if x for i in (*x, *eos)), dtype=np.int64, count=int(lengths.sum()))
-    if flat.size and (flat.min() < 0 or flat.max() >= np.iinfo(dtype).max + 1):
-        raise ValueError(f"token id {int(flat.max())} does not fit {dtype}; the tokenizer's vocab_size is wrong")
+    if flat.size and (flat.min() < 0 or flat.max() >= _WORKER["vocab"]):
+        bad = int(flat.max()) if flat.max() >= _WORKER["vocab"] else int(flat.min())
+        raise ValueError(f"token id {bad} is outside the vocabulary [0, {_WORKER['vocab']}) (stored as {dtype}); "
+                         f"the tokenizer's vocab_size is wrong")
     val = np.array([is_validation(t, _WORKER["val"], _WORKER["seed"]) for t in texts], dtype=bool)
     return flat.astype(dtype), lengths, val
 

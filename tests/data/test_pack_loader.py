@@ -82,9 +82,11 @@ def test_crash_midway_leaves_no_index_and_no_temp(tmp_path, tokenizer, corpus, m
         yield from corpus[:100]
         raise RuntimeError("disk on fire")
 
-    with pytest.raises(RuntimeError, match="disk on fire"):
-        pack_documents(docs(), tokenizer, tmp_path / "ds", PackConfig(shard_tokens=500, chunk_docs=10))
-    assert os.listdir(tmp_path / "ds") == []
+    for workers in (1, 2):  # the error reaches the caller from the pool's feeder too
+        with pytest.raises(RuntimeError, match="disk on fire"):
+            pack_documents(docs(), tokenizer, tmp_path / "ds", PackConfig(shard_tokens=500, chunk_docs=10,
+                                                                           num_workers=workers))
+        assert os.listdir(tmp_path / "ds") == []
     with pytest.raises(FileNotFoundError, match="no index.json"):
         TokenBlockLoader(tmp_path / "ds", 2, 8)
     # a crash between renaming shards and writing the index: shards exist, the dataset is still not "complete"
@@ -104,8 +106,9 @@ def test_pack_rejects_ids_beyond_dtype(tmp_path, tokenizer):
         def encode(self, text, add_special_tokens=False):
             return [70000]
 
-    with pytest.raises(ValueError, match="does not fit uint16"):
+    with pytest.raises(ValueError, match=r"token id 70000 is outside the vocabulary \[0, 100\) \(stored as uint16\)"):
         pack_documents(["x"], Liar(), tmp_path / "ds")
+    assert os.listdir(tmp_path / "ds") == []
 
 
 @pytest.fixture(scope="module")
