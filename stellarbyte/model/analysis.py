@@ -31,8 +31,8 @@ et al. (2022), "Reducing Activation Recomputation in Large Transformer Models", 
 tests/model/test_analysis.py checks it against torch.autograd.graph.saved_tensors_hooks. Weights, gradients,
 optimizer state and temporary buffers freed during forward are not activations and are not counted.
 `sdpa`/`auto` attention is assumed to run a fused kernel (flash / memory-efficient: O(T) memory, no score
-matrix), which is what CUDA does in 16-bit; in float32 with grouped KV heads CUDA falls back to the math kernel
-and keeps the scores too (estimate it with attention_implementation='eager' then).
+matrix), which is what CUDA does in 16-bit (checked on an H100). In float32 CUDA's SDPA took a path that keeps
+more (measured with grouped KV heads): estimate that case with attention_implementation='eager'.
 
 References: Kaplan et al., 2020, "Scaling Laws for Neural Language Models" (C = 6N); Hoffmann et al., 2022,
 "Training Compute-Optimal Large Language Models" (Chinchilla, C = 6ND); Chowdhery et al., 2022, "PaLM",
@@ -332,6 +332,18 @@ class ActivationMemory:
     def checkpointed_peak(self) -> int:
         """... plus one block's activations, rebuilt while backward runs through that block."""
         return self.checkpointed_stored + self.per_layer
+
+    def format_items(self) -> str:
+        """The inventory: every counted tensor with its element count, bytes per element and total."""
+        sections = [(f"per block (x{self.num_layers})", self.layer_items), ("once per forward", self.shared_items),
+                    ("head and loss", self.head_items)]
+        width = max(len(item.name) for _, items in sections for item in items)
+        lines = [f"activations kept for backward (batch {self.batch_size}, seq_len {self.seq_len}, {self.dtype})"]
+        for title, items in sections:
+            lines.append(f"  {title}")
+            lines += [f"    {i.name:<{width}}  {i.elements:>15,} x {i.bytes_per_element} B = {_bytes(i.bytes)}"
+                      for i in items]
+        return "\n".join(lines) + "\n"
 
 
 def _norm_items(config: ByteConfig, prefix: str, tokens: int, b: int, device: str) -> list[ActivationItem]:

@@ -44,6 +44,8 @@ def add_parser(subparsers: Any, verb: str) -> argparse.ArgumentParser:
     parser.add_argument("--depth", type=int, default=None, help="with --modules: deepest module level to list")
     parser.add_argument("--all-layers", action="store_true",
                         help="with --modules: list every block instead of block 0 and a summary row")
+    parser.add_argument("--activations", action="store_true",
+                        help="list every tensor the activation count includes (the inventory behind the total)")
     parser.add_argument("--markdown", action="store_true", help="print markdown tables instead of plain text")
     parser.add_argument("--json", action="store_true", help="print the headline numbers as JSON")
     parser.set_defaults(func=run)
@@ -61,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"# {source}")
     print(report.to_markdown() if args.markdown else report.format_table(), end="")
+    if args.activations:
+        print("\n" + report.activations.format_items(), end="")
     return 0
 
 

@@ -405,6 +405,10 @@ def test_cli_on_yaml_and_json(tmp_path, capsys) -> None:
     tiny().save(json_path)
     code, out, _ = run_cli(capsys, str(json_path), "--markdown", "--dtype", "float32")
     assert code == 0 and f"({count_parameters(tiny()).total:,})" in out and "### memory (float32" in out
+    code, out, _ = run_cli(capsys, str(json_path), "--activations", "--seq-len", "16", "--dtype", "float32")
+    assert code == 0 and "per block (x2)" in out
+    mlp_line = next(line for line in out.splitlines() if "mlp gate, act(gate), up" in line)
+    assert mlp_line.endswith(" 6,144 x 4 B = 24.00 KiB")  # 4F x T = 4 x 96 x 16 float32 values
     code, out, _ = run_cli(capsys, str(json_path), "--json", "--seq-len", "16", "--batch-size", "2")
     data = json.loads(out)
     assert code == 0 and data["params"]["total"] == count_parameters(tiny()).total
