@@ -120,7 +120,7 @@ def run(args) -> int:
     if args.pack:
         rows_pack = _pack_throughput(texts)
         for r in rows_pack:
-            print(f"pack: {r['workers']} worker(s): {r['tokens']:,} tokens in {r['seconds']:.2f}s = "
+            print(f"pack, {r['label']}: {r['tokens']:,} tokens in {r['seconds']:.2f}s = "
                   f"{r['tokens_per_s']:,.0f} tokens/s")
     with open(args.csv, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -131,6 +131,9 @@ def run(args) -> int:
 
 
 def _pack_throughput(texts: list[str]) -> list[dict]:
+    """tokens/s of pack_documents: one process (tokenizers' Rust thread pool on, then off) and 2 worker processes."""
+    import os
+
     from stellarbyte.data.pack import PackConfig, pack_documents
     from stellarbyte.tokenizer import train_tokenizer
 
@@ -138,10 +141,19 @@ def _pack_throughput(texts: list[str]) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         tok = train_tokenizer(iter(texts[:2000]), vocab_size=4096, out_dir=Path(tmp) / "tok")
         docs = texts * 4
-        for workers in (1, 2):
-            s = time.perf_counter()
-            index = pack_documents(docs, tok, Path(tmp) / f"p{workers}", PackConfig(num_workers=workers))
-            dt = time.perf_counter() - s
+        saved = os.environ.get("TOKENIZERS_PARALLELISM")
+        for k, (workers, threads) in enumerate([(1, "true"), (1, "false"), (2, "false")]):
+            os.environ["TOKENIZERS_PARALLELISM"] = threads
+            try:
+                s = time.perf_counter()
+                index = pack_documents(docs, tok, Path(tmp) / f"p{k}", PackConfig(num_workers=workers))
+                dt = time.perf_counter() - s
+            finally:
+                if saved is None:
+                    os.environ.pop("TOKENIZERS_PARALLELISM", None)
+                else:
+                    os.environ["TOKENIZERS_PARALLELISM"] = saved
             n = sum(sp["num_tokens"] for sp in index["splits"].values())
-            out.append({"workers": workers, "tokens": n, "seconds": dt, "tokens_per_s": n / dt})
+            label = f"{workers} process(es), tokenizer threads {'on' if threads == 'true' else 'off'}"
+            out.append({"workers": workers, "label": label, "tokens": n, "seconds": dt, "tokens_per_s": n / dt})
     return out
