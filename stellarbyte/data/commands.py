@@ -101,7 +101,7 @@ def _dedup(args) -> int:
                             bands=args.bands, rows=args.rows, seed=args.seed, fn_weight=args.fn_weight)
         print(f"minhash: threshold={cfg.threshold} num_perm={cfg.num_perm} bands={cfg.bands} rows={cfg.rows} "
               f"{cfg.ngram}-{cfg.shingle} shingles")
-        steps.append(NearDedup(cfg))
+        steps.append(NearDedup(cfg, verify=args.verify))
     if not steps:
         raise ValueError("nothing to do: --no-exact and --no-near together disable both dedup steps")
     t0, in_stats = time.perf_counter(), Stats("ingest")
@@ -274,6 +274,8 @@ def add_parser(subparsers, verb: str) -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--fn-weight", type=float, default=0.5,
                    help="weight of missed duplicates vs false candidates when choosing bands x rows (0-1)")
+    p.add_argument("--verify", default="estimate", choices=["estimate", "exact"],
+                   help="confirm candidates by estimated Jaccard, or by exact shingle Jaccard (more memory)")
     p.set_defaults(func=_dedup)
 
     p = sub.add_parser("analyse", aliases=["analyze"], help="length/token distributions, top tokens, coverage",

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stellarbyte.data.minhash import MinHashConfig, MinHasher, estimated_jaccard, jaccard
+from stellarbyte.data.minhash import MinHashConfig, MinHasher, estimated_jaccard, jaccard, shingle_hashes
 
 
 @dataclass(slots=True)
@@ -43,11 +43,19 @@ class ExactDedup:
 
 
 class NearDedup:
-    """Online MinHash-LSH near-duplicate removal; `batch(texts)` signs a batch at once (vectorised)."""
+    """Online MinHash-LSH near-duplicate removal; `batch(texts)` signs a batch at once (vectorised).
+
+    verify="estimate" confirms an LSH candidate by the signatures' estimated Jaccard (P*4 bytes kept per document);
+    verify="exact" by the exact Jaccard of the shingle sets, which are then kept too (8 bytes per distinct shingle
+    per kept document): no false positives, for about 1.6 KB per 200-word document."""
 
     name = "near_dedup"
 
-    def __init__(self, config: MinHashConfig | None = None) -> None:
+    def __init__(self, config: MinHashConfig | None = None, verify: str = "estimate") -> None:
+        if verify not in ("estimate", "exact"):
+            raise ValueError(f"verify must be 'estimate' or 'exact', got {verify!r}")
+        self.verify = verify
+        self._shingles: list[np.ndarray] = []  # sorted unique shingle hashes of kept docs (verify="exact")
         self.config = config or MinHashConfig()
         self.hasher = MinHasher(self.config)
         self.tables: list[dict[int, list[int]]] = [{} for _ in range(self.config.bands)]
@@ -61,27 +69,38 @@ class NearDedup:
         self.kept += 1
         return self.kept - 1
 
-    def _is_duplicate(self, sig: np.ndarray, keys: np.ndarray) -> bool:
+    def _is_duplicate(self, sig: np.ndarray, keys: np.ndarray, shingles: np.ndarray) -> bool:
         candidates: set[int] = set()
         for table, key in zip(self.tables, keys.tolist()):
             candidates.update(table.get(key, ()))
         if not candidates:
             return False
         cand = np.fromiter(candidates, dtype=np.int64)
-        return bool((estimated_jaccard(self._sigs[cand], sig[None, :]) >= self.config.threshold).any())
+        if self.verify == "estimate":
+            return bool((estimated_jaccard(self._sigs[cand], sig[None, :]) >= self.config.threshold).any())
+        for c in cand.tolist():
+            other = self._shingles[c]
+            inter = np.intersect1d(shingles, other, assume_unique=True).size
+            if inter / (shingles.size + other.size - inter) >= self.config.threshold:
+                return True
+        return False
 
     def batch(self, texts: list[str]) -> list[tuple[str | None, str | None]]:
-        sigs = self.hasher.signatures(texts)  # (N, P)
+        cfg = self.config
+        shingles = [np.unique(shingle_hashes(t, cfg.ngram, cfg.shingle)) for t in texts]
+        sigs = self.hasher.signatures_of(shingles)  # (N, P)
         keys = self.hasher.band_keys(sigs)  # (N, bands)
         out: list[tuple[str | None, str | None]] = []
-        for text, sig, key in zip(texts, sigs, keys):
+        for text, sig, key, sh in zip(texts, sigs, keys, shingles):
             if (sig == 0xFFFFFFFF).all():  # no shingles: nothing to compare, keep
                 out.append((text, None))
                 continue
-            if self._is_duplicate(sig, key):
+            if self._is_duplicate(sig, key, sh):
                 out.append((None, "near_duplicate"))
                 continue
             idx = self._store(sig)
+            if self.verify == "exact":
+                self._shingles.append(sh)
             for table, k in zip(self.tables, key.tolist()):
                 table.setdefault(k, []).append(idx)
             out.append((text, None))

@@ -139,9 +139,13 @@ class MinHasher:
     def signatures(self, texts: list[str]) -> np.ndarray:
         """(N, P) uint32 MinHash signatures; a document with no shingles gets all-0xFFFFFFFF."""
         cfg = self.config
-        shingles = [shingle_hashes(t, cfg.ngram, cfg.shingle) for t in texts]
+        return self.signatures_of([shingle_hashes(t, cfg.ngram, cfg.shingle) for t in texts])
+
+    def signatures_of(self, shingles: list[np.ndarray]) -> np.ndarray:
+        """Signatures from precomputed `shingle_hashes` arrays (one per document)."""
+        cfg = self.config
         sizes = np.array([s.size for s in shingles], dtype=np.int64)
-        out = np.full((len(texts), cfg.num_perm), _EMPTY, dtype=np.uint32)
+        out = np.full((len(shingles), cfg.num_perm), _EMPTY, dtype=np.uint32)
         nonempty = np.flatnonzero(sizes)
         # group consecutive non-empty documents into chunks of about chunk_columns shingles
         start = 0

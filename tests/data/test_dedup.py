@@ -87,10 +87,11 @@ def test_near_dedup_removes_planted_copies_only():
     docs += [Document(_edit(t, 0.6, rng), f"far{i}") for i, t in enumerate(originals[20:30])]  # J ~ 0.01: distinct
     rng.shuffle(docs)
     outs = []
-    for batch_size in (1, 7, 1024):
+    for batch_size, verify in ((1, "estimate"), (7, "estimate"), (1024, "estimate"), (7, "exact")):
         stats = Stats("near")
-        outs.append([d.id for d in apply_step(NearDedup(MinHashConfig(threshold=0.7)), docs, stats, batch_size)])
-    assert outs[0] == outs[1] == outs[2]
+        step = NearDedup(MinHashConfig(threshold=0.7), verify=verify)
+        outs.append([d.id for d in apply_step(step, docs, stats, batch_size)])
+    assert outs[0] == outs[1] == outs[2] == outs[3]
     assert stats.removed == 20 and stats.reasons == {"near_duplicate": 20}
     kept_ids = set(outs[0])
     # of each (original, copy) pair exactly one survives; every far edit survives
@@ -128,3 +129,18 @@ def test_exact_verification_and_recall_weight():
     assert MinHashConfig(threshold=0.8, fn_weight=0.9).rows < MinHashConfig(threshold=0.8).rows  # wider net
     with pytest.raises(ValueError, match="verify"):
         find_duplicate_pairs(texts, verify="maybe")
+
+
+def test_near_dedup_exact_verify_never_removes_below_threshold():
+    rng = random.Random(4)
+    base = make_docs(40, seed=9, words=150)
+    copies = [_edit_n(t, 3, rng) for t in base]  # 3 edits: J around 0.8
+    texts = [t for pair in zip(base, copies) for t in pair]
+    js = [jaccard(a, b) for a, b in zip(base, copies)]
+    for t in (0.75, 0.8, 0.85):
+        res = NearDedup(MinHashConfig(threshold=t), verify="exact").batch(texts)
+        removed = [res[2 * i + 1][0] is None for i in range(40)]
+        assert all(j >= t for j, r in zip(js, removed) if r)  # every removal is a true duplicate at t
+        assert all(res[2 * i][0] is not None for i in range(40))  # originals always kept
+    with pytest.raises(ValueError, match="verify"):
+        NearDedup(verify="nah")
