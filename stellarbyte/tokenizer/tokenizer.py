@@ -25,7 +25,7 @@ from tokenizers import Tokenizer
 
 from .chat_template import CHAT_TEMPLATE, render_chat
 from .io import write_json_atomic, write_text_atomic
-from .parallel import parallel_encode
+from .parallel import batch_encoder, parallel_encode
 from .special_tokens import (
     BOS_TOKEN,
     EOS_TOKEN,
@@ -145,8 +145,8 @@ class ByteTokenizer:
             if not isinstance(t, str):
                 raise ValueError(f"encode_batch() item {i} is {type(t).__name__}, expected str")
         if num_workers == 1:
-            # encode_batch_fast: like encode_batch without computing offsets; Rust threads parallelise it
-            return [enc.ids for enc in self._tok.encode_batch_fast(texts, add_special_tokens=False)]
+            # Rust threads parallelise this call; the fast variant skips computing offsets
+            return [enc.ids for enc in batch_encoder(self._tok)(texts, add_special_tokens=False)]
         return parallel_encode(self._tok.to_str(), texts, num_workers)
 
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = False) -> str:
