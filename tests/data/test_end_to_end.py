@@ -163,3 +163,14 @@ def test_sft_and_preference_commands(tmp_path, tokenizer_dir, capsys):
     pref.write_text(json.dumps({"prompt": "Q?", "chosen": "Yes.", "rejected": "No."}) + "\n{\"prompt\": \"x\"}\n")
     assert _run("preference", "--input", pref, "--tokenizer", tokenizer_dir, "--out", tmp_path / "q.jsonl") == 0
     assert "kept=1" in capsys.readouterr().out and len((tmp_path / "q.jsonl").read_text().splitlines()) == 1
+
+
+def test_ingest_hf_cli_on_local_files(tmp_path, capsys):
+    pytest.importorskip("datasets")
+    src = tmp_path / "src.jsonl"
+    src.write_text("".join(json.dumps({"body": f"row {i}"}) + "\n" for i in range(7)))
+    out = tmp_path / "o.jsonl"
+    assert _run("ingest", "--hf", "json", "--data-files", src, "--text-field", "body", "--limit", "5",
+                "--out", out) == 0
+    assert [json.loads(x)["text"] for x in out.open()] == [f"row {i}" for i in range(5)]
+    assert "seen=5" in capsys.readouterr().out
