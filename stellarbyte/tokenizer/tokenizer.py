@@ -124,6 +124,9 @@ class ByteTokenizer:
         write_text_atomic(directory / TOKENIZER_FILE, self._tok.to_str(pretty=True))
         write_json_atomic(directory / CONFIG_FILE, config)
         write_json_atomic(directory / SPECIAL_MAP_FILE, special_map)
+        if (directory / CHAT_TEMPLATE_FILE).exists():
+            # a transformers-saved chat_template.jinja takes precedence when loading: keep it in sync
+            write_text_atomic(directory / CHAT_TEMPLATE_FILE, self.chat_template)
         return directory
 
     def _special_tokens_in_id_order(self) -> list[str]:

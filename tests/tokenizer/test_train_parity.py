@@ -73,6 +73,12 @@ def test_transformers_saved_directory_loads(bpe_dir, tmp_path):
     tok = ByteTokenizer.from_pretrained(tmp_path / "hf")
     assert tok.chat_template == CHAT_TEMPLATE
     assert tok.encode("Hello there") == hf.encode("Hello there", add_special_tokens=False)
+    # saving over that directory keeps a transformers-style chat_template.jinja (if any) in sync
+    tok.chat_template = "{{ messages[0]['content'] }}"
+    tok.save_pretrained(tmp_path / "hf")
+    again = ByteTokenizer.from_pretrained(tmp_path / "hf")
+    assert again.chat_template == tok.chat_template
+    assert AutoTokenizer.from_pretrained(tmp_path / "hf").chat_template == tok.chat_template
 
 
 @pytest.mark.parametrize("num_workers", [1, 2])
