@@ -110,8 +110,10 @@ class NearDedup:
         return self.batch([text])[0]
 
 
-def candidate_pairs(keys: np.ndarray) -> np.ndarray:
-    """(M, 2) int64 unique pairs (i < j) of rows sharing a bucket in any band; keys: (N, bands) uint64."""
+def candidate_pairs(keys: np.ndarray, max_clique: int = 256) -> np.ndarray:
+    """(M, 2) int64 unique pairs (i < j) of rows sharing a bucket in any band; keys: (N, bands) uint64.
+    A bucket of more than `max_clique` members (thousands of copies of one page) yields a star, each member paired
+    with the bucket's first, instead of all n(n-1)/2 pairs, which would not fit in memory."""
     pairs = []
     for band in range(keys.shape[1]):
         k = keys[:, band]
@@ -123,6 +125,9 @@ def candidate_pairs(keys: np.ndarray) -> np.ndarray:
         ends = np.concatenate([boundaries, [len(sk)]])
         for s, e in zip(starts[ends - starts > 1], ends[ends - starts > 1]):
             members = np.sort(order[s:e])
+            if len(members) > max_clique:
+                pairs.append(np.stack([np.full(len(members) - 1, members[0]), members[1:]], axis=1))
+                continue
             i, j = np.triu_indices(len(members), k=1)
             pairs.append(np.stack([members[i], members[j]], axis=1))
     if not pairs:

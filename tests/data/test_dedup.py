@@ -115,6 +115,8 @@ def test_find_duplicate_pairs_matches_brute_force():
 def test_candidate_pairs_small():
     keys = np.array([[1, 9], [2, 9], [1, 8], [3, 7]], dtype=np.uint64)
     assert candidate_pairs(keys).tolist() == [[0, 1], [0, 2]]
+    big = np.zeros((1000, 1), dtype=np.uint64)  # one bucket of 1000: a star of 999 pairs, not 499,500
+    assert candidate_pairs(big, max_clique=256).tolist() == [[0, j] for j in range(1, 1000)]
 
 
 def test_exact_verification_and_recall_weight():
