@@ -1,0 +1,92 @@
+"""Fused linear + cross-entropy: loss(hidden @ W^T + b, labels) without the full (N, V) logits.
+
+Tokens go through in chunks of C rows. For each chunk:
+  logits_c = h_c W^T + b            (C, V), cuBLAS, in the activations' dtype
+  the Triton CE kernel computes the chunk's losses and overwrites logits_c with dL/dlogits_c in place
+  dh_c  = dlogits_c W               (C, H)   written into the full dh
+  dW   += dlogits_c^T h_c           (V, H)   accumulated with addmm (float32 inside cuBLAS)
+  db   += sum_rows dlogits_c
+so peak extra memory is one chunk of logits plus the gradients themselves, and the backward pass only scales
+the stored gradients by the upstream gradient (Wijmans et al., 2024 "Cut Your Losses" and Liger-Kernel's
+FusedLinearCrossEntropy take the same chunked route). The per-row gradient share (1 / n_valid for "mean")
+is known before the first chunk, so no second sweep is needed.
+Default chunk: the power of two near N / ceil(V / H), so a chunk of logits is about as large as the hidden
+states (at least 256 rows for cuBLAS efficiency, at most N).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import triton
+
+from stellarbyte.kernels.ops._common import check_device
+from stellarbyte.kernels.ops.cross_entropy import _ce_kernel, check_labels, launch, row_scale
+from stellarbyte.kernels.reference.cross_entropy import check_reduction
+
+
+def default_chunk_size(n_rows: int, hidden: int, vocab: int) -> int:
+    chunk = triton.next_power_of_2(max(1, math.ceil(n_rows / math.ceil(vocab / hidden))))
+    return max(1, min(max(chunk, 256), n_rows))
+
+
+class FusedLinearCrossEntropyFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, bias: torch.Tensor | None,
+                ignore_index: int, smoothing: float, z_loss: float, reduction: str,
+                chunk_size: int | None) -> torch.Tensor:
+        check_device(_ce_kernel, hidden, weight, labels, bias)
+        h = hidden.reshape(-1, hidden.shape[-1]).contiguous()  # (N, H)
+        lab = labels.reshape(-1).contiguous()
+        n_rows, vocab = h.shape[0], weight.shape[0]
+        check_labels(lab, vocab, ignore_index)
+        chunk = chunk_size or default_chunk_size(n_rows, h.shape[1], vocab)
+        valid = lab != ignore_index
+        gscale = row_scale(valid, reduction, torch.ones((), device=h.device)).contiguous()  # (N,)
+        need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        need_b = bias is not None and ctx.needs_input_grad[3]
+        grad_h = torch.empty_like(h) if need_h else None
+        grad_w = torch.zeros_like(weight) if need_w else None
+        grad_b = torch.zeros(vocab, dtype=torch.float32, device=h.device) if need_b else None
+        loss = torch.empty(n_rows, dtype=torch.float32, device=h.device)
+        lse = torch.empty_like(loss)
+        for start in range(0, n_rows, chunk):
+            end = min(start + chunk, n_rows)
+            h_c = h[start:end]
+            logits = h_c @ weight.t() if bias is None else torch.addmm(bias, h_c, weight.t())  # (C, V)
+            launch(logits, lab[start:end], ignore_index, smoothing, z_loss, forward=True, backward=True,
+                   loss=loss[start:end], lse=lse[start:end], gscale=gscale[start:end], dx=logits)
+            if need_h:
+                torch.mm(logits, weight, out=grad_h[start:end])
+            if need_w:
+                grad_w.addmm_(logits.t(), h_c)
+            if need_b:
+                grad_b += logits.float().sum(0)
+            del logits
+        ctx.save_for_backward(*(t if t is not None else torch.empty(0) for t in (grad_h, grad_w, grad_b)))
+        ctx.flags = (need_h, need_w, need_b, hidden.shape, None if bias is None else bias.dtype)
+        return loss.sum() / valid.sum() if reduction == "mean" else loss.sum()
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        grad_h, grad_w, grad_b = ctx.saved_tensors
+        need_h, need_w, need_b, shape, bias_dtype = ctx.flags
+        scale = None if bool(grad_out == 1.0) else grad_out  # the usual loss.backward() needs no extra pass
+        dh = dw = db = None
+        if need_h:
+            dh = (grad_h if scale is None else grad_h * scale.to(grad_h.dtype)).view(shape)
+        if need_w:
+            dw = grad_w if scale is None else grad_w * scale.to(grad_w.dtype)
+        if need_b:
+            db = (grad_b if scale is None else grad_b * scale).to(bias_dtype)
+        return dh, dw, None, db, None, None, None, None, None
+
+
+def fused_linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor,
+                               bias: torch.Tensor | None = None, ignore_index: int = -100,
+                               label_smoothing: float = 0.0, z_loss: float = 0.0, reduction: str = "mean",
+                               chunk_size: int | None = None) -> torch.Tensor:
+    check_reduction(reduction)
+    return FusedLinearCrossEntropyFunction.apply(hidden, weight, labels, bias, ignore_index, label_smoothing,
+                                                 z_loss, reduction, chunk_size)

@@ -1,0 +1,126 @@
+"""The kernel registry: which implementation (torch reference or Triton) runs each op.
+
+Contract
+  * Every op has a torch reference; most have a Triton version. Both take the same arguments.
+  * The backend is chosen per call: the `backend=` keyword, else the process default set by `set_backend()` /
+    `use_backend()`, else the env var STELLARBYTE_KERNELS (torch | triton | auto), else "auto".
+  * "auto" asks the op's policy: by default Triton when a tensor argument lives on CUDA and Triton imports,
+    torch otherwise (so CPU tests and laptops never touch Triton). An op may override the policy: matmul's
+    auto stays on cuBLAS, which beats the teaching Triton matmul on the sizes we measured.
+  * "triton" on CPU tensors only works under Triton's interpreter (TRITON_INTERPRET=1 set before the kernel
+    modules are imported); otherwise a ValueError says so.
+  * Implementations are imported lazily ("module:function" strings), so `import stellarbyte` and the torch
+    backend never import Triton.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import torch
+
+BACKENDS = ("torch", "triton", "auto")
+ENV_VAR = "STELLARBYTE_KERNELS"
+
+_override: str | None = None  # set_backend() wins over the env var
+
+
+@dataclass(slots=True)
+class OpEntry:
+    """Where an op's implementations live and how "auto" chooses between them."""
+
+    name: str
+    torch_impl: str  # "module:function"
+    triton_impl: str | None = None
+    auto_prefers_triton: bool = True  # False: auto keeps torch even on CUDA (the Triton version does not win)
+    _cache: dict[str, Callable] = field(default_factory=dict)
+
+    def load(self, backend: str) -> Callable:
+        if backend not in self._cache:
+            target = self.torch_impl if backend == "torch" else self.triton_impl
+            if target is None:
+                raise ValueError(f"op {self.name!r} has no {backend} implementation; use backend='torch'")
+            module_name, fn_name = target.split(":")
+            self._cache[backend] = getattr(importlib.import_module(module_name), fn_name)
+        return self._cache[backend]
+
+
+_OPS: dict[str, OpEntry] = {}
+
+
+def register(name: str, torch_impl: str, triton_impl: str | None = None, auto_prefers_triton: bool = True) -> None:
+    _OPS[name] = OpEntry(name, torch_impl, triton_impl, auto_prefers_triton)
+
+
+def registered_ops() -> list[str]:
+    return sorted(_OPS)
+
+
+def _check(name: str) -> str:
+    if name not in BACKENDS:
+        raise ValueError(f"unknown kernel backend {name!r}; choose one of {', '.join(BACKENDS)} "
+                         f"(argument backend=, set_backend() or env {ENV_VAR})")
+    return name
+
+
+def get_backend() -> str:
+    """The process default: set_backend() if called, else $STELLARBYTE_KERNELS, else "auto"."""
+    if _override is not None:
+        return _override
+    return _check(os.environ.get(ENV_VAR, "auto").strip().lower() or "auto")
+
+
+def set_backend(name: str | None) -> None:
+    """Set the process default backend; None goes back to the env var."""
+    global _override
+    _override = None if name is None else _check(name)
+
+
+@contextlib.contextmanager
+def use_backend(name: str) -> Iterator[None]:
+    """`with use_backend("triton"): ...` -- the default backend inside the block."""
+    global _override
+    previous = _override
+    _override = _check(name)
+    try:
+        yield
+    finally:
+        _override = previous
+
+
+_TRITON_OK: bool | None = None
+
+
+def triton_available() -> bool:
+    """True when `import triton` works (it is an optional extra: pip install stellarbyte[kernels])."""
+    global _TRITON_OK
+    if _TRITON_OK is None:
+        try:
+            importlib.import_module("triton")
+            _TRITON_OK = True
+        except ImportError:
+            _TRITON_OK = False
+    return _TRITON_OK
+
+
+def resolve(name: str, backend: str | None, *tensors: torch.Tensor | None) -> str:
+    """The concrete backend ("torch" or "triton") that runs op `name` on these tensors."""
+    entry = _OPS[name]
+    chosen = get_backend() if backend is None else _check(backend)
+    if chosen == "auto":
+        on_cuda = any(t is not None and t.is_cuda for t in tensors)
+        use_triton = on_cuda and entry.auto_prefers_triton and entry.triton_impl is not None and triton_available()
+        return "triton" if use_triton else "torch"
+    if chosen == "triton" and not triton_available():
+        raise ValueError("backend 'triton' needs the triton package: pip install 'stellarbyte[kernels]' "
+                         "(or choose backend='torch')")
+    return chosen
+
+
+def dispatch(name: str, backend: str | None, *tensors: torch.Tensor | None) -> Callable:
+    """The implementation of op `name` to call for these tensors."""
+    return _OPS[name].load(resolve(name, backend, *tensors))
