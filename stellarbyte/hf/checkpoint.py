@@ -11,7 +11,8 @@ Contracts
     (the whole directory when the target does not exist yet, file by file -- weights first, config.json
     last -- when it does), so a crash never leaves a half-written file behind.
   * Tied embeddings are stored once (embed_tokens), as transformers does.
-  * Loading reads safetensors (pytorch_model.bin only as a fallback, through torch.load(weights_only=True))
+  * Loading reads safetensors (pytorch_model.bin only as a fallback, through torch.load(weights_only=True)),
+    hands the tensors to a meta-device skeleton (no throw-away random init, no second copy)
     and fails with one message listing every missing, unexpected and mis-shaped tensor.
 References: transformers' PreTrainedModel.save_pretrained / from_pretrained (file names, index format).
 """
@@ -28,10 +29,12 @@ from typing import Any
 
 import torch
 
+from stellarbyte.config import ByteConfig
 from stellarbyte.hf.adapter import dtype_name
 from stellarbyte.hf.generation_config import GENERATION_CONFIG, build_generation_config, read_generation_config
 from stellarbyte.hf.registry import choose_adapter, get_adapter
 from stellarbyte.hf.weights import SHARD_PATTERN, WEIGHT_FILES, load_state_dict, save_safetensors
+from stellarbyte.model.position import build_position_encoding
 from stellarbyte.model.transformer import ByteModel
 
 CONFIG = "config.json"
@@ -175,6 +178,26 @@ def check_state_dict(state: dict[str, torch.Tensor], expected: dict[str, torch.T
     return missing, unexpected
 
 
+def _assemble(skeleton: ByteModel, config: ByteConfig, weights: dict[str, torch.Tensor]) -> ByteModel | None:
+    """Hand the checkpoint's tensors to a meta-device skeleton as its parameters (load_state_dict(assign=True)):
+    no random initialisation that would be overwritten, no second copy of the weights.
+
+    Tensors the model keeps as plain attributes (rotary tables, ALiBi slopes; float32 by design, see
+    model/position.py) were computed on meta too, so the position module is rebuilt for real first. If any
+    tensor is still on meta afterwards, return None and let the caller build the model the ordinary way.
+    """
+    skeleton.model.position = build_position_encoding(config)
+    skeleton.load_state_dict(weights, strict=False, assign=True)
+    if config.tie_word_embeddings:  # assign replaced embed_tokens' Parameter: point the head at it again
+        skeleton.lm_head.weight = skeleton.model.embed_tokens.weight
+    for module in skeleton.modules():
+        if any(isinstance(v, torch.Tensor) and v.is_meta for v in vars(module).values()):
+            return None
+    if any(t.is_meta for t in [*skeleton.parameters(), *skeleton.buffers()]):
+        return None
+    return skeleton
+
+
 def load_pretrained(directory: str | Path, dtype: torch.dtype | str | None = None,
                     device: torch.device | str | None = None, strict: bool = True,
                     attn_implementation: str | None = None) -> ByteModel:
@@ -195,12 +218,18 @@ def load_pretrained(directory: str | Path, dtype: torch.dtype | str | None = Non
     target_dtype = _resolve_dtype(dtype, state, config.torch_dtype)
     config.torch_dtype = dtype_name(target_dtype)
 
-    model = ByteModel(config).to(target_dtype)
-    expected = model.state_dict()
+    # A skeleton on the meta device gives every expected name and shape without allocating or initialising.
+    with torch.device("meta"):
+        skeleton = ByteModel(config)
+    expected = skeleton.state_dict()
     if config.tie_word_embeddings:
         expected.pop("lm_head.weight", None)  # the same tensor as model.embed_tokens.weight
     missing, unexpected = check_state_dict(state, expected, str(path), strict)
-    model.load_state_dict({k: v for k, v in state.items() if k in expected}, strict=False)
+    weights = {k: v.to(target_dtype) if v.is_floating_point() else v for k, v in state.items() if k in expected}
+    model = _assemble(skeleton, config, weights) if not missing else None
+    if model is None:  # strict=False with gaps: what the checkpoint lacks keeps its usual initialisation
+        model = ByteModel(config).to(target_dtype)
+        model.load_state_dict(weights, strict=False)
     if device is not None:
         model.to(device)
     model.generation_config = read_generation_config(path)

@@ -273,3 +273,55 @@ def test_tied_checkpoint_that_also_stores_lm_head(tmp_path: Path) -> None:
     loaded = ByteModel.from_pretrained(tmp_path)  # the duplicate head is ignored, not "unexpected"
     assert loaded.lm_head.weight is loaded.model.embed_tokens.weight
     assert loaded.loading_info["unexpected_keys"] == []
+
+
+# ---- how the loaded model is assembled --------------------------------------------------------------------
+
+
+def test_loaded_weights_are_trainable_parameters_detached_from_the_file(saved: tuple[ByteModel, Path]) -> None:
+    """load_state_dict(assign=True) hands file tensors to the model: they must be ordinary trainable
+    Parameters, and updating them in place must not touch the checkpoint on disk."""
+    _, path = saved
+    on_disk = (path / "model.safetensors").read_bytes()
+    model = ByteModel.from_pretrained(path).train()
+    assert all(isinstance(p, torch.nn.Parameter) and p.requires_grad for p in model.parameters())
+    ids = torch.randint(0, TINY["vocab_size"], (2, 8), generator=torch.Generator().manual_seed(0))
+    model(ids, labels=ids).loss.backward()
+    assert all(p.grad is not None for p in model.parameters())
+    torch.optim.SGD(model.parameters(), lr=0.1).step()
+    with torch.no_grad():
+        model.model.norm.weight.add_(1.0)
+    assert (path / "model.safetensors").read_bytes() == on_disk
+
+
+def test_fallback_when_a_module_keeps_a_meta_tensor(saved: tuple[ByteModel, Path], monkeypatch) -> None:
+    """If the fast meta-device assembly leaves a plain tensor attribute on meta, the model is built the
+    ordinary way instead -- same weights, same logits."""
+    model, path = saved
+    real_builder = checkpoint.build_position_encoding
+
+    def leaves_meta(config):
+        module = real_builder(config)
+        module.some_table = torch.empty(3, device="meta")
+        return module
+
+    monkeypatch.setattr(checkpoint, "build_position_encoding", leaves_meta)
+    loaded = ByteModel.from_pretrained(path)
+    assert not hasattr(loaded.model.position, "some_table")  # built by ByteModel(config), not the skeleton
+    ids = torch.randint(0, TINY["vocab_size"], (1, 12), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(loaded(ids).logits, model(ids).logits)
+
+
+def test_load_bench_prints_its_table(capsys) -> None:
+    import argparse
+
+    from stellarbyte.hf import load_bench
+
+    args = argparse.Namespace(hidden=64, layers=1, vocab=256, repeats=1)
+    assert load_bench.run(args) == 0
+    out = capsys.readouterr().out
+    assert "| ByteModel.from_pretrained |" in out and "| AutoModelForCausalLM.from_pretrained |" in out
+    assert "ours / transformers load time:" in out
+    with pytest.raises(ValueError, match="multiple of 64"):
+        load_bench.run(argparse.Namespace(hidden=65, layers=1, vocab=256, repeats=1))

@@ -201,10 +201,12 @@ EXOTIC = [
     cfg(position_embedding_type="alibi", norm_scheme="deepnorm", mlp_type="relu2", norm_type="rmsnorm_offset"),
     cfg(position_embedding_type="learned", norm_scheme="post", drop_path_rate=0.1,
         rope_config=RoPEConfig(partial_rotary_factor=0.5)),
+    cfg(position_embedding_type="sinusoidal", mlp_type="geglu", norm_type="layernorm", embedding_dropout=0.1),
 ]
 
 
-@pytest.mark.parametrize("config", EXOTIC, ids=["xpos-parallel-layerscale", "alibi-deepnorm", "learned-post"])
+@pytest.mark.parametrize("config", EXOTIC, ids=["xpos-parallel-layerscale", "alibi-deepnorm", "learned-post",
+                                             "sinusoidal-layernorm"])
 def test_native_format_round_trip(config: ByteConfig, tmp_path: Path) -> None:
     model = ByteModel(config).eval()
     randomize_(model, seed=4)
