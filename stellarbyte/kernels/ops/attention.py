@@ -69,7 +69,7 @@ def _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, sks, svs, start, end, pos, offs
 
 
 @triton.jit
-def _attn_fwd(Q, K, V, O, LSE, sqb, sqh, sqt, skb, skh, sks, svb, svh, svs, sob, soh, sot,
+def _attn_fwd(Q, K, V, OUT, LSE, sqb, sqh, sqt, skb, skh, sks, svb, svh, svs, sob, soh, sot,
               n_qh, group, T, S, scale_log2, window,
               CAUSAL: tl.constexpr, WINDOW: tl.constexpr, D: tl.constexpr, BLOCK_D: tl.constexpr,
               BM: tl.constexpr, BN: tl.constexpr, UPCAST: tl.constexpr):
@@ -115,7 +115,7 @@ def _attn_fwd(Q, K, V, O, LSE, sqb, sqh, sqt, skb, skh, sks, svb, svh, svs, sob,
     l_safe = tl.where(l_i == 0.0, 1.0, l_i)
     out = acc / l_safe[:, None]
     row_ok = offs_m < T
-    tl.store(O + b * sob + h * soh + offs_m[:, None] * sot + offs_d[None, :], out.to(O.dtype.element_ty),
+    tl.store(OUT + b * sob + h * soh + offs_m[:, None] * sot + offs_d[None, :], out.to(OUT.dtype.element_ty),
              mask=row_ok[:, None] & dmask[None, :])
     tl.store(LSE + bh.to(tl.int64) * T + offs_m, m_i + tl.math.log2(l_safe), mask=row_ok)
 
