@@ -39,6 +39,16 @@ def train_tokenizer(texts: list[str], vocab_size: int) -> Tokenizer:
     return tok
 
 
+def rope(x: torch.Tensor, base: float = 10000.0) -> torch.Tensor:
+    """Rotate pairs of channels by position-dependent angles (Su et al. 2021). x: (B, T, H, Dh)."""
+    T, Dh = x.shape[1], x.shape[-1]
+    inv = base ** (-torch.arange(0, Dh, 2, device=x.device, dtype=torch.float32) / Dh)  # (Dh/2,)
+    ang = torch.arange(T, device=x.device, dtype=torch.float32)[:, None] * inv  # (T, Dh/2)
+    cos, sin = ang.cos()[None, :, None, :], ang.sin()[None, :, None, :]
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    return torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
+
+
 class Block(nn.Module):
     def __init__(self, d: int, n_heads: int) -> None:
         super().__init__()
@@ -50,6 +60,7 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, D = x.shape
         q, k, v = self.qkv(self.ln1(x)).view(B, T, 3, self.n_heads, D // self.n_heads).unbind(2)
+        q, k = rope(q), rope(k)  # rotary positions, as in the project's model (relative offsets help copying)
         y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True)
         x = x + self.proj(y.transpose(1, 2).reshape(B, T, D))
         return x + self.mlp(self.ln2(x))
@@ -58,13 +69,13 @@ class Block(nn.Module):
 class TinyGPT(nn.Module):
     def __init__(self, vocab: int, d: int, n_layers: int, n_heads: int, ctx: int) -> None:
         super().__init__()
-        self.tok, self.pos = nn.Embedding(vocab, d), nn.Embedding(ctx, d)
+        self.tok = nn.Embedding(vocab, d)
         self.blocks = nn.ModuleList(Block(d, n_heads) for _ in range(n_layers))
         self.ln, self.head = nn.LayerNorm(d), nn.Linear(d, vocab, bias=False)
         self.head.weight = self.tok.weight  # tied embeddings
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        x = self.tok(idx) + self.pos(torch.arange(idx.shape[1], device=idx.device))
+        x = self.tok(idx)
         for b in self.blocks:
             x = b(x)
         return self.head(self.ln(x))
@@ -196,7 +207,7 @@ def main() -> None:
         for kind in sorted(stats):
             ok, n, ch = stats[kind]
             print(f"{'':>{len(name) + 2}}{kind:<16}{n:>5}{ok / n:>8.2f}{ch / n:>9.3f}")
-        total = sum(s[0] for s in stats.values()) / len(records)
+        total = sum(s[0] for s in stats.values()) / max(1, len(records))
         print(f"{'':>{len(name) + 2}}{'ALL':<16}{len(records):>5}{total:>8.2f}")
         for r, resp in list(zip(records, responses))[:6]:
             print(f"    Q: {r['question']!r} -> {resp!r} (want {r['answer']!r})")

@@ -31,7 +31,7 @@ def test_size_is_what_was_asked(manifest):
     assert abs(manifest["total_bytes"] - 1_000_000) / 1_000_000 < 0.05  # brief: +-20%; we stop at byte budgets
     files = manifest["files"]
     pretrain = files["pretrain/train.txt"]["bytes"] + files["pretrain/val.txt"]["bytes"]
-    assert 0.55 < pretrain / manifest["total_bytes"] < 0.75
+    assert 0.5 < pretrain / manifest["total_bytes"] < 0.7
     assert 0.03 < files["pretrain/val.txt"]["bytes"] / pretrain < 0.07
 
 
@@ -43,7 +43,8 @@ def test_pretrain_documents_are_separated_by_one_blank_line(world_dir, pretrain_
     assert len(pretrain_docs) == n_docs == sum(manifest["counts"]["pretrain_documents"].values())
     mix = manifest["pretrain_mixture_bytes"]
     total = sum(mix.values())
-    assert abs(mix["story"] / total - 0.45) < 0.02 and abs(mix["encyclopedia"] / total - 0.33) < 0.02
+    for kind, share in build_mod.PRETRAIN_MIXTURE.items():
+        assert abs(mix[kind] / total - share) < 0.02, kind
 
 
 def test_jsonl_schemas(world_dir, heldout):
@@ -106,11 +107,11 @@ def test_a_failed_build_leaves_no_manifest_and_no_partial_file(tmp_path, monkeyp
     calls = {"n": 0}
     real = build_mod.story_document
 
-    def flaky(rng, world):
+    def flaky(rng, world, hero=None):
         calls["n"] += 1
         if calls["n"] > 50:
             raise RuntimeError("disk full (simulated)")
-        return real(rng, world)
+        return real(rng, world, hero)
 
     monkeypatch.setattr(build_mod, "story_document", flaky)
     out = tmp_path / "broken"

@@ -29,11 +29,13 @@ NUMBER_WORDS = (
 def sample_pair(rng: random.Random, seed: int, op: str) -> tuple[int, int]:
     """A random (a, b) for `op` that training is allowed to show (rejection sampling; ~15% of pairs are held out)."""
     while True:
+        small = rng.random() < 0.6  # most practice is single-digit: the procedure a small model can learn
         if op == "add":
-            a, b = rng.randint(0, ADD_MAX), rng.randint(0, ADD_MAX)
+            hi = 9 if small else ADD_MAX
+            a, b = rng.randint(0, hi), rng.randint(0, hi)
         elif op == "sub":
-            a = rng.randint(0, ADD_MAX)
-            b = rng.randint(0, a)
+            a = rng.randint(0, 18 if small else ADD_MAX)
+            b = rng.randint(0, min(a, 9) if small else a)
         elif op == "mul":
             a, b = rng.randint(1, MUL_MAX), rng.randint(1, MUL_MAX)
         else:

@@ -31,12 +31,13 @@ from typing import Any
 from . import heldout
 from .arithmetic import arithmetic_document
 from .encyclopedia import encyclopedia_document
+from .faq import faq_document
 from .lists import list_document
 from .preference import preference_pair
 from .sampler import TaskSampler
 from .sft import conversation
 from .stories import story_document
-from .text import child_rng
+from .text import ShuffledCycle, child_rng
 from .world import World, WorldScale, make_world
 from .writer import AtomicWriter, write_json_atomic
 
@@ -45,8 +46,8 @@ MIN_SIZE = 200_000
 MAX_SIZE = 200 * 10**9
 VAL_EVERY = 20  # every 20th document / conversation goes to validation: exactly 5%
 # shares of the bytes left after the held-out eval file
-FILE_SHARES = {"pretrain": 0.70, "sft": 0.20, "preference": 0.065, "rl": 0.035}
-PRETRAIN_MIXTURE = {"story": 0.45, "encyclopedia": 0.33, "arithmetic": 0.15, "lists": 0.07}
+FILE_SHARES = {"pretrain": 0.62, "sft": 0.28, "preference": 0.065, "rl": 0.035}
+PRETRAIN_MIXTURE = {"story": 0.30, "encyclopedia": 0.30, "faq": 0.08, "arithmetic": 0.20, "lists": 0.12}
 OUR_ENTRIES = {"pretrain", "sft", "preference", "rl", "eval", "manifest.json"}
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20,
           "gib": 2**30, "tib": 2**40, "k": 10**3, "m": 10**6, "g": 10**9}
@@ -102,9 +103,13 @@ def _check_out_dir(out: Path, seed: int, size_bytes: int, overwrite: bool) -> di
 
 def _write_pretrain(out: Path, world: World, seed: int, budget: int) -> dict[str, Any]:
     rng = child_rng(seed, "pretrain")
+    # round-robin subjects so every person, town and country is covered evenly (random picks are too lumpy)
+    heroes, bios, quizzes = (ShuffledCycle(rng, world.people) for _ in range(3))
+    towns, countries = ShuffledCycle(rng, [t.name for t in world.towns]), ShuffledCycle(rng, world.country_by_name)
     makers = {
-        "story": lambda: story_document(rng, world),
-        "encyclopedia": lambda: encyclopedia_document(rng, world),
+        "story": lambda: story_document(rng, world, heroes.next()),
+        "encyclopedia": lambda: encyclopedia_document(rng, world, bios.next(), towns.next(), countries.next()),
+        "faq": lambda: faq_document(rng, seed, world, quizzes.next()),
         "arithmetic": lambda: arithmetic_document(rng, seed, world),
         "lists": lambda: list_document(rng, seed),
     }

@@ -62,13 +62,14 @@ def _slots(world: World, p: Person, rng: random.Random) -> dict[str, str]:
 
 
 def person_passage(rng: random.Random, world: World, p: Person) -> str:
-    """A short biography: an opening, then 4+ shuffled fact sentences, sometimes a hobby line."""
+    """A short biography: an opening, then every fact in shuffled order and random phrasing, sometimes a hobby line
+    (all facts every time, permuted: the 'multi + permute' augmentation that makes facts extractable)."""
     slots = _slots(world, p, rng)
     sentences = [rng.choice(OPENINGS).format(**slots)]
     attributes = list(world.person_attributes(p))
     rng.shuffle(attributes)
-    for attribute in attributes[: rng.randint(4, len(attributes))]:
-        use_pronoun = rng.random() < 0.35
+    for attribute in attributes:
+        use_pronoun = rng.random() < 0.15  # full names help small models link facts
         who = {"N": capitalize(p.he) if use_pronoun else p.name, "NP": capitalize(p.his) if use_pronoun else
                f"{p.name}'s"}
         sentences.append(capitalize(rng.choice(PERSON_TEMPLATES[attribute]).format(**who, **slots)))
@@ -118,11 +119,12 @@ def country_passage(rng: random.Random, world: World, country_name: str) -> str:
     return " ".join(sentences)
 
 
-def encyclopedia_document(rng: random.Random, world: World) -> str:
-    """One passage: a person (75%), a town (15%) or a country (10%)."""
+def encyclopedia_document(rng: random.Random, world: World, person: Person | None = None, town: str | None = None,
+                          country: str | None = None) -> str:
+    """One passage: a person (75%), a town (15%) or a country (10%); pass the subjects to control coverage."""
     r = rng.random()
     if r < 0.75:
-        return person_passage(rng, world, rng.choice(world.people))
+        return person_passage(rng, world, person or rng.choice(world.people))
     if r < 0.9:
-        return town_passage(rng, world, rng.choice(world.towns).name)
-    return country_passage(rng, world, rng.choice(world.countries).name)
+        return town_passage(rng, world, town or rng.choice(world.towns).name)
+    return country_passage(rng, world, country or rng.choice(world.countries).name)

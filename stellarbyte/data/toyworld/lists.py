@@ -2,7 +2,7 @@
 
 Contracts:
 - Lists hold distinct items: words from `vocab.LIST_WORDS` or numbers 41..99 (never mixed).
-- reverse/sort lists have 3..6 items; count lists have 2..8 items (so a count guess has chance 1/7).
+- reverse/sort lists have 3..5 items; count lists have 2..8 items (so a count guess has chance 1/7).
 - `sample_list(..., heldout=False)` only returns lists whose multiset training may show; `heldout=True` only
   returns held-out ones (`heldout.is_heldout_list`), so no held-out list appears in training in any order.
 """
@@ -17,7 +17,7 @@ from .heldout import is_heldout_list
 from .tasks import expected_answer
 from .text import format_list
 
-LENGTHS = {"reverse": (3, 6), "sort": (3, 6), "count": (2, 8)}
+LENGTHS = {"reverse": (3, 5), "sort": (3, 5), "count": (2, 8)}
 # Numbers in lists start above every sum the arithmetic uses (<= 40), so a list can never spell a held-out sum.
 NUMBERS = range(41, 100)
 
@@ -28,7 +28,7 @@ def sample_list(rng: random.Random, seed: int, op: str, heldout: bool = False) -
     lo, hi = LENGTHS[op]
     while True:
         n = rng.randint(lo, hi)
-        if rng.random() < 0.3:
+        if rng.random() < 0.2:
             items = [str(x) for x in rng.sample(NUMBERS, n)]
         else:
             items = rng.sample(vocab.LIST_WORDS, n)

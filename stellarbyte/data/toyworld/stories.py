@@ -203,9 +203,9 @@ def _base_slots(rng: random.Random, world: World, p: Person) -> dict[str, str]:
     return slots
 
 
-def story_document(rng: random.Random, world: World) -> str:
-    """One story about a random person of the world, as a single line."""
-    p = rng.choice(world.people)
+def story_document(rng: random.Random, world: World, hero: Person | None = None) -> str:
+    """One story about `hero` (default: a random person of the world), as a single line."""
+    p = hero or rng.choice(world.people)
     slots = _Slots(rng, _base_slots(rng, world, p))
     plots = CHILD_PLOTS if p.is_child else ADULT_PLOTS
     plot = plots[rng.choice(sorted(plots))]

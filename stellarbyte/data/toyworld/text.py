@@ -65,3 +65,21 @@ def plural(noun: str) -> str:
 def format_list(items: list[str]) -> str:
     """The one list format used by list instructions and their answers: 'cat, dog, sun'."""
     return ", ".join(items)
+
+
+class ShuffledCycle:
+    """Yield items in a fresh random order each round: every person gets the same number of documents (+-1),
+    where independent random picks would leave some people with one mention and others with eighteen."""
+
+    def __init__(self, rng: random.Random, items: list) -> None:
+        if not items:
+            raise ValueError("ShuffledCycle needs at least one item")
+        self.rng, self.items, self.order, self.i = rng, list(items), [], 0
+
+    def next(self):  # noqa: ANN201 -- returns an element of items
+        if self.i == len(self.order):
+            self.order = self.items[:]
+            self.rng.shuffle(self.order)
+            self.i = 0
+        self.i += 1
+        return self.order[self.i - 1]
