@@ -42,13 +42,22 @@ def _visible(rows_pos, cols, S, window, CAUSAL: tl.constexpr, WINDOW: tl.constex
 @triton.jit
 def _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, sks, svs, start, end, pos, offs_n, offs_d, S, window, scale_log2,
                MASKED: tl.constexpr, CAUSAL: tl.constexpr, WINDOW: tl.constexpr, D: tl.constexpr,
-               BN: tl.constexpr, UPCAST: tl.constexpr):
+               EVEN_D: tl.constexpr, BN: tl.constexpr, UPCAST: tl.constexpr):
     dmask = offs_d < D
     for n in range(start, end, BN):
         cols = n + offs_n
-        kv_mask = dmask[None, :] & (cols[:, None] < S) if MASKED else dmask[None, :]
-        k = tl.load(k_base + cols[:, None] * sks + offs_d[None, :], mask=kv_mask, other=0.0)  # (BN, D)
-        v = tl.load(v_base + cols[:, None] * svs + offs_d[None, :], mask=kv_mask, other=0.0)
+        k_ptrs = k_base + cols[:, None] * sks + offs_d[None, :]  # (BN, BLOCK_D)
+        v_ptrs = v_base + cols[:, None] * svs + offs_d[None, :]
+        if MASKED:
+            kv_mask = dmask[None, :] & (cols[:, None] < S)
+            k = tl.load(k_ptrs, mask=kv_mask, other=0.0)
+            v = tl.load(v_ptrs, mask=kv_mask, other=0.0)
+        elif EVEN_D:  # the hot loop: full tiles, no masks at all
+            k = tl.load(k_ptrs)
+            v = tl.load(v_ptrs)
+        else:
+            k = tl.load(k_ptrs, mask=dmask[None, :], other=0.0)
+            v = tl.load(v_ptrs, mask=dmask[None, :], other=0.0)
         if UPCAST:
             k = k.to(tl.float32)
         s = tl.dot(q, tl.trans(k)) * scale_log2  # (BM, BN) scores in log2 units
@@ -107,11 +116,11 @@ def _attn_fwd(Q, K, V, OUT, LSE, sqb, sqh, sqt, skb, skh, sks, svb, svh, svs, so
     l_i = tl.zeros((BM,), tl.float32)
     acc = tl.zeros((BM, BLOCK_D), tl.float32)
     acc, l_i, m_i = _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, sks, svs, lo, full_lo, pos, offs_n, offs_d, S,
-                               window, scale_log2, True, CAUSAL, WINDOW, D, BN, UPCAST)
+                               window, scale_log2, True, CAUSAL, WINDOW, D, D == BLOCK_D, BN, UPCAST)
     acc, l_i, m_i = _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, sks, svs, full_lo, full_hi, pos, offs_n, offs_d,
-                               S, window, scale_log2, False, CAUSAL, WINDOW, D, BN, UPCAST)
+                               S, window, scale_log2, False, CAUSAL, WINDOW, D, D == BLOCK_D, BN, UPCAST)
     acc, l_i, m_i = _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, sks, svs, full_hi, hi, pos, offs_n, offs_d, S,
-                               window, scale_log2, True, CAUSAL, WINDOW, D, BN, UPCAST)
+                               window, scale_log2, True, CAUSAL, WINDOW, D, D == BLOCK_D, BN, UPCAST)
     l_safe = tl.where(l_i == 0.0, 1.0, l_i)
     out = acc / l_safe[:, None]
     row_ok = offs_m < T
@@ -250,9 +259,12 @@ def _tuned() -> tuple:
             triton.autotune(_bwd_configs("dq"), key=_KEY)(_attn_bwd_dq))
 
 
-def _kernels(interpreted: bool) -> tuple:
+def _kernels(interpreted: bool, work: int = 0, dtype: torch.dtype = torch.bfloat16) -> tuple:
     if interpreted:  # fixed small tiles: the interpreter runs programs one by one
         fixed = {"BM": 16, "BN": 16}
+        return ((_attn_fwd, fixed), (_attn_bwd_dkdv, fixed), (_attn_bwd_dq, fixed))
+    if work < 512 * 512 or dtype == torch.float32:  # small or float32: a safe fixed tile, no tuning sweep
+        fixed = {"BM": 32, "BN": 32, "num_warps": 4, "num_stages": 2}
         return ((_attn_fwd, fixed), (_attn_bwd_dkdv, fixed), (_attn_bwd_dq, fixed))
     fwd, dkdv, dq = _tuned()
     return ((fwd, {}), (dkdv, {}), (dq, {}))
@@ -272,7 +284,7 @@ class AttentionFunction(torch.autograd.Function):
         hk, s = k.shape[1], k.shape[2]
         scale = 1.0 / math.sqrt(d) if scale is None else scale
         interpreted = is_interpreted(_attn_fwd)
-        (fwd, cfg), _, _ = _kernels(interpreted)
+        (fwd, cfg), _, _ = _kernels(interpreted, t * s, q.dtype)
         o = torch.empty_like(q)
         lse = torch.empty((b * hq, t), dtype=torch.float32, device=q.device)
         consts = dict(CAUSAL=causal, WINDOW=window is not None, D=d, BLOCK_D=triton.next_power_of_2(max(d, 16)),
@@ -292,7 +304,7 @@ class AttentionFunction(torch.autograd.Function):
         do = do if do.stride(-1) == 1 else do.contiguous()
         b, hq, t, _ = q.shape
         hk, s = k.shape[1], k.shape[2]
-        _, (dkdv, cfg_kv), (dq_kernel, cfg_q) = _kernels(interpreted)
+        _, (dkdv, cfg_kv), (dq_kernel, cfg_q) = _kernels(interpreted, t * s, q.dtype)
         delta = (o.float() * do.float()).sum(-1).reshape(b * hq, t)  # (B*Hq, T): rowsum(dO * O)
         dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
         if q.numel() and s:
