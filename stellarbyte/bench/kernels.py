@@ -53,7 +53,8 @@ def measure_case(case: Case, provider: str, fn, device: str, dtype: torch.dtype,
                  rep_ms: float) -> list[dict]:
     rows = []
     inputs = case.make(device, dtype)
-    diff = [x for i, x in enumerate(inputs) if isinstance(x, torch.Tensor) and x.requires_grad and i not in case.no_grad]
+    diff = [x for i, x in enumerate(inputs)
+            if isinstance(x, torch.Tensor) and x.requires_grad and i not in case.no_grad]
     for i in case.no_grad:
         inputs[i] = inputs[i].detach()
     for mode in modes:
@@ -70,7 +71,7 @@ def measure_case(case: Case, provider: str, fn, device: str, dtype: torch.dtype,
                 grads = _grads_for(outs, device)
                 del outs
 
-                def run():
+                def run(grads=grads):
                     got = tuple(o for o in _as_tuple(fn(*inputs)) if o.requires_grad)
                     return torch.autograd.grad(got, diff, grads[: len(got)], allow_unused=True)
                 bytes_, flops = case.fwd_bytes + case.bwd_bytes, case.fwd_flops + case.bwd_flops
@@ -85,7 +86,6 @@ def measure_case(case: Case, provider: str, fn, device: str, dtype: torch.dtype,
             if os.environ.get("STELLARBYTE_BENCH_DEBUG"):
                 traceback.print_exc()
         rows.append(row)
-    del inputs
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
     return rows
