@@ -161,13 +161,15 @@ def flce_case(tokens: int, hidden: int, vocab: int, issue: bool) -> Case:
 
     flops = 2 * tokens * hidden * vocab
     providers = _providers("fused_linear_cross_entropy", cross_entropy.fused_linear_cross_entropy, compile_ok=False)
-    return Case("fused_linear_cross_entropy", f"{tokens}x{hidden}x{vocab}", make, providers, fwd_flops=flops,
-                bwd_flops=2 * flops, issue_size=issue, memory=True)
+    io = 2 * (tokens * hidden + vocab * hidden)  # hidden + weight in; their gradients out (bf16)
+    return Case("fused_linear_cross_entropy", f"{tokens}x{hidden}x{vocab}", make, providers, fwd_bytes=io / 2,
+                bwd_bytes=io, fwd_flops=flops, bwd_flops=2 * flops, issue_size=issue, memory=True)
 
 
 def matmul_case(m: int, n: int, k: int) -> Case:
     return Case("matmul", f"{m}x{n}x{k}", lambda d, t: [_t((m, k), d, t), _t((k, n), d, t)],
                 {"torch": matmul.matmul, "triton": lambda a, b: K.matmul(a, b, backend="triton")},
+                fwd_bytes=2 * (m * k + k * n + m * n), bwd_bytes=4 * (m * k + k * n + m * n),
                 fwd_flops=2 * m * n * k, bwd_flops=4 * m * n * k)
 
 
@@ -183,8 +185,9 @@ def attention_case(b: int, h: int, hk: int, t_len: int, d: int, issue: bool, win
     ref = lambda q, k, v: attention.attention(q, k, v, True, window)  # SDPA (flash backend when eligible)
     ours = lambda q, k, v: K.attention(q, k, v, True, window, backend="triton")
     label = f"{b}x{h}/{hk}x{t_len}x{d}" + (f" w{window}" if window else "")
-    return Case("attention", label, make, {"torch": ref, "triton": ours}, fwd_flops=flops, bwd_flops=2.5 * flops,
-                issue_size=issue)
+    q_bytes, kv_bytes = 2 * b * h * t_len * d, 2 * b * hk * t_len * d
+    return Case("attention", label, make, {"torch": ref, "triton": ours}, fwd_bytes=2 * q_bytes + 2 * kv_bytes,
+                bwd_bytes=4 * q_bytes + 4 * kv_bytes, fwd_flops=flops, bwd_flops=2.5 * flops, issue_size=issue)
 
 
 def build_cases(preset: str, e: int = 2) -> list[Case]:
