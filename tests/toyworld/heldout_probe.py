@@ -99,9 +99,10 @@ def render(messages: list[dict], ids: dict[str, int], tok: Tokenizer) -> tuple[l
 def train(model, batches, steps: int, lr: float, device: str) -> float:
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.1, betas=(0.9, 0.95))
     loss_val = float("nan")
+    warmup = max(1, min(50, steps // 10))
     for step in range(steps):
         for g in opt.param_groups:  # warmup then cosine
-            g["lr"] = lr * min(1, (step + 1) / 50) * 0.5 * (1 + math.cos(math.pi * step / steps))
+            g["lr"] = lr * min(1, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / steps))
         x, y = next(batches)
         logits = model(x.to(device))
         loss = F.cross_entropy(logits.flatten(0, 1), y.to(device).flatten(), ignore_index=-100)
@@ -141,6 +142,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--seen", type=int, default=300, help="rl/train.jsonl questions to score for comparison")
+    ap.add_argument("--per-kind", type=int, default=60, help="score at most this many held-out records per kind")
     args = ap.parse_args()
     torch.manual_seed(0)
     world = Path(args.world)
@@ -193,7 +195,11 @@ def main() -> None:
           f"sft {sft_steps} steps loss {sft_loss:.3f}; total train {t_all:.0f}s on {args.device}")
 
     model.eval()
-    held = load_heldout(world)
+    held, per_kind = [], defaultdict(int)
+    for r in load_heldout(world):
+        per_kind[r["kind"]] += 1
+        if per_kind[r["kind"]] <= args.per_kind:
+            held.append(r)
     seen = [json.loads(x) for x in (world / "rl/train.jsonl").read_text().splitlines()][: args.seen]
     for name, records in (("HELD-OUT", held), ("seen-distribution (rl/train)", seen)):
         responses = answer(model, tok, ids, [r["question"] for r in records], args.device)

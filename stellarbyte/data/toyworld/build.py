@@ -47,7 +47,7 @@ MAX_SIZE = 200 * 10**9
 VAL_EVERY = 20  # every 20th document / conversation goes to validation: exactly 5%
 # shares of the bytes left after the held-out eval file
 FILE_SHARES = {"pretrain": 0.62, "sft": 0.28, "preference": 0.065, "rl": 0.035}
-PRETRAIN_MIXTURE = {"story": 0.30, "encyclopedia": 0.30, "faq": 0.08, "arithmetic": 0.20, "lists": 0.12}
+PRETRAIN_MIXTURE = {"story": 0.27, "encyclopedia": 0.27, "faq": 0.08, "arithmetic": 0.20, "lists": 0.18}
 OUR_ENTRIES = {"pretrain", "sft", "preference", "rl", "eval", "manifest.json"}
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20,
           "gib": 2**30, "tib": 2**40, "k": 10**3, "m": 10**6, "g": 10**9}

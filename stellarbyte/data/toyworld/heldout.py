@@ -4,9 +4,9 @@ Evaluation on the toy world should measure what a model learned, not what it mem
 held-out items, each decided by a pure coin `stable_unit(seed, ...)` so no list of them has to be kept in memory
 while gigabytes stream to disk:
 
-(a) arithmetic: unordered addition pairs {a, b} with 2 <= a, b <= 20. Training text never shows "a plus b", "b plus
-    a", the matching subtractions "(a+b) minus a" / "(a+b) minus b", nor a word problem built on them, so answering
-    needs the procedure learned from the other pairs.
+(a) arithmetic: unordered single-digit addition pairs {a, b} with 2 <= a, b <= 9. Training text never shows "a plus
+    b", "b plus a", the matching subtractions "(a+b) minus a" / "(a+b) minus b", a word problem built on them, nor any
+    line whose numbers happen to spell a + b = c, so answering needs what was learned from the other pairs.
 (b) facts: (subject, attribute) pairs whose fact is stated in the pretraining encyclopedia and stories but whose
     question (any phrasing) is never asked in SFT, preference or RL data: the model must connect a question form
     learned on other people to a fact it only read.
@@ -21,10 +21,11 @@ from __future__ import annotations
 from .text import stable_unit
 
 FACT_HELDOUT_FRACTION = 0.15
-ADD_HELDOUT_FRACTION = 0.15
+ADD_HELDOUT_FRACTION = 0.25
 LIST_HELDOUT_FRACTION = 0.10
 ADD_MAX = 20  # training additions use operands 0..20
 HELDOUT_ADD_MIN = 2  # pairs with 0 or 1 stay in training: they teach the number line ("n plus 1")
+HELDOUT_ADD_MAX = 9  # single digits: the sums a small model can learn; teen sums stay in training as support
 
 
 def is_heldout_fact(seed: int, subject: str, attribute: str) -> bool:
@@ -34,14 +35,14 @@ def is_heldout_fact(seed: int, subject: str, attribute: str) -> bool:
 def is_heldout_add_pair(seed: int, a: int, b: int) -> bool:
     """True when the unordered pair {a, b} is held out of all training text."""
     lo, hi = min(a, b), max(a, b)
-    if lo < HELDOUT_ADD_MIN or hi > ADD_MAX:
+    if lo < HELDOUT_ADD_MIN or hi > HELDOUT_ADD_MAX:
         return False
     return stable_unit(seed, "add", lo, hi) < ADD_HELDOUT_FRACTION
 
 
 def heldout_add_pairs(seed: int) -> list[tuple[int, int]]:
     """All held-out unordered pairs (lo, hi), sorted."""
-    return [(a, b) for a in range(HELDOUT_ADD_MIN, ADD_MAX + 1) for b in range(a, ADD_MAX + 1)
+    return [(a, b) for a in range(HELDOUT_ADD_MIN, HELDOUT_ADD_MAX + 1) for b in range(a, HELDOUT_ADD_MAX + 1)
             if is_heldout_add_pair(seed, a, b)]
 
 

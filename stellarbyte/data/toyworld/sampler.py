@@ -22,7 +22,7 @@ from .tasks import arith_question, fact_question, list_question, make_record, so
 from .text import format_list
 from .world import World
 
-GROUP_WEIGHTS = (("fact", 0.45), ("arith", 0.2), ("word", 0.12), ("list", 0.23))
+GROUP_WEIGHTS = (("fact", 0.40), ("arith", 0.17), ("word", 0.10), ("list", 0.33))
 PARAPHRASE_RATE = 0.25
 
 
