@@ -25,6 +25,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="runs/bench/layers")
 
 
+def _time_part(module, part: str, backend: str, cfg, device: str, dtype, cos, sin, rep_ms: float, peaks) -> dict:
+    x = torch.randn(cfg.batch, cfg.seq, cfg.hidden, device=device, dtype=dtype, requires_grad=True)
+    res = torch.randn_like(x)
+    fn = torch.compile(module) if backend == "compile" else module
+
+    def call():
+        if part == "attention":
+            return fn(x, cos, sin)
+        return fn(x) if part == "mlp" else fn(x, res, cos, sin)[0]
+
+    try:
+        with K.use_backend("torch" if backend == "compile" else backend):
+            ms_f = bench_ms(call, device, rep_ms=rep_ms)
+            ms_fb = bench_ms(lambda: call().sum().backward(), device, rep_ms=rep_ms)
+    except Exception as err:  # noqa: BLE001 -- report and go on with the other parts
+        return {"error": f"{type(err).__name__}: {str(err).splitlines()[0][:120] if str(err) else ''}"}
+    flops = layer_flops(cfg, part)
+    return dict(fwd_ms=ms_f, fwd_bwd_ms=ms_fb, fwd_TFLOPs=flops / ms_f / 1e9, fwd_bwd_TFLOPs=3 * flops / ms_fb / 1e9,
+                mfu=3 * flops / ms_fb / 1e9 / peaks.bf16_tflops)
+
+
 def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     dtype = parse_dtype(args.dtype)
@@ -36,23 +57,9 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for part, cls in (("attention", AttentionLayer), ("mlp", MLPLayer), ("block", Block)):
         module = cls(cfg).to(device=device, dtype=dtype)
-        x = torch.randn(cfg.batch, cfg.seq, cfg.hidden, device=device, dtype=dtype, requires_grad=True)
-        res = torch.randn_like(x)
-        call = {"attention": lambda m: m(x, cos, sin), "mlp": lambda m: m(x),
-                "block": lambda m: m(x, res, cos, sin)[0]}[part]
         for backend in args.backends.split(","):
-            kernel_backend = "torch" if backend == "compile" else backend
-            fn = torch.compile(module) if backend == "compile" else module
             row = {"config": name, "part": part, "backend": backend}
-            try:
-                with K.use_backend(kernel_backend):
-                    ms_f = bench_ms(lambda fn=fn: call(fn), device, rep_ms=args.rep_ms)
-                    ms_fb = bench_ms(lambda fn=fn: call(fn).sum().backward(), device, rep_ms=args.rep_ms)
-                flops = layer_flops(cfg, part)
-                row.update(fwd_ms=ms_f, fwd_bwd_ms=ms_fb, fwd_TFLOPs=flops / ms_f / 1e9,
-                           fwd_bwd_TFLOPs=3 * flops / ms_fb / 1e9, mfu=3 * flops / ms_fb / 1e9 / peaks.bf16_tflops)
-            except Exception as err:  # noqa: BLE001
-                row["error"] = f"{type(err).__name__}: {str(err).splitlines()[0][:120] if str(err) else ''}"
+            row.update(_time_part(module, part, backend, cfg, device, dtype, cos, sin, args.rep_ms, peaks))
             rows.append(row)
             print(f"  {part:10s} {backend:8s} {row.get('fwd_ms', float('nan')):8.3f} ms fwd "
                   f"{row.get('fwd_bwd_ms', float('nan')):8.3f} ms fwd+bwd {row.get('error', '')}", flush=True)

@@ -34,6 +34,41 @@ def step_flops(model: torch.nn.Module, cfg, tokens: int) -> float:
     return 6 * n * tokens + 6 * cfg.layers * cfg.seq * cfg.hidden * tokens
 
 
+def _train_steps(model: torch.nn.Module, cfg, backend: str, batch: int, steps: int, device: str, peaks) -> dict:
+    torch.manual_seed(0)
+    model = model.to(device)
+    cuda = device.startswith("cuda")
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=cuda)
+    ids = torch.randint(0, cfg.vocab, (batch, cfg.seq), device=device)
+
+    def step():
+        with torch.autocast("cuda" if cuda else "cpu", dtype=torch.bfloat16, enabled=cuda):
+            loss = model(ids, labels=ids).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return loss
+
+    try:
+        with K.use_backend(backend):
+            for _ in range(3):
+                step()
+            sync(device)
+            if cuda:
+                torch.cuda.reset_peak_memory_stats()
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                loss = step()
+            sync(device)
+            dt = (time.perf_counter() - t0) / steps
+    except Exception as err:  # noqa: BLE001 -- report and go on with the other backends
+        return {"error": f"{type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''}"}
+    tokens = batch * cfg.seq
+    return dict(step_ms=dt * 1e3, tokens_per_s=tokens / dt, loss=float(loss),
+                mfu=step_flops(model, cfg, tokens) / dt / 1e12 / peaks.bf16_tflops,
+                peak_GB=torch.cuda.max_memory_allocated() / 1e9 if cuda else float("nan"))
+
+
 def run(args: argparse.Namespace) -> int:
     from stellarbyte import ByteConfig, ByteModel
 
@@ -44,42 +79,11 @@ def run(args: argparse.Namespace) -> int:
     peaks = measure_peaks(device)
     rows = []
     for backend in args.backends.split(","):
-        torch.manual_seed(0)
-        model = ByteModel(ByteConfig(**cfg.byte_config_kwargs())).to(device)
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.startswith("cuda"))
-        ids = torch.randint(0, cfg.vocab, (batch, cfg.seq), device=device)
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else \
-            torch.autocast("cpu", enabled=False)
         row = {"config": name, "backend": backend, "batch": batch, "seq": cfg.seq}
-        try:
-            with K.use_backend(backend):
-                def step():
-                    with autocast:
-                        loss = model(ids, labels=ids).loss
-                    loss.backward()
-                    opt.step()
-                    opt.zero_grad(set_to_none=True)
-                    return loss
-
-                for _ in range(3):
-                    step()
-                sync(device)
-                if device.startswith("cuda"):
-                    torch.cuda.reset_peak_memory_stats()
-                t0 = time.perf_counter()
-                for _ in range(args.steps):
-                    loss = step()
-                sync(device)
-                dt = (time.perf_counter() - t0) / args.steps
-            tokens = batch * cfg.seq
-            row.update(step_ms=dt * 1e3, tokens_per_s=tokens / dt, loss=float(loss),
-                       mfu=step_flops(model, cfg, tokens) / dt / 1e12 / peaks.bf16_tflops,
-                       peak_GB=torch.cuda.max_memory_allocated() / 1e9 if device.startswith("cuda") else float("nan"))
-        except Exception as err:  # noqa: BLE001
-            row["error"] = f"{type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''}"
+        row.update(_train_steps(ByteModel(ByteConfig(**cfg.byte_config_kwargs())), cfg, backend, batch, args.steps,
+                                device, peaks))
         rows.append(row)
         print(f"  {backend:8s} {row.get('step_ms', float('nan')):9.2f} ms/step {row.get('error', '')}", flush=True)
-        del model, opt
         if device.startswith("cuda"):
             torch.cuda.empty_cache()
     print(f"\nconfig {name} (batch {batch}, seq {cfg.seq}); bf16 matmul peak {peaks.bf16_tflops:.0f} TFLOP/s\n")

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# One device-machine call: kernel correctness on CUDA, then benchmark tables. Outputs go under $OUT (<= 8 files).
+#   stage "check+kernels": pytest tests/kernels on the GPU, then `bench kernels --preset issue`
+#   stage "layers+model":  `bench layers`, `bench model`, `bench roofline --measure`, `bench profile`
+# Liger-Kernel travels as a wheel in .whl/ (git-ignored) and is installed into /tmp/site.
+set -o pipefail
+STAGE=${1:-check+kernels}
+OUT=${OUT:-runs/gpu}
+mkdir -p "$OUT"
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    && export PYTHONPATH=/tmp/site
+fi
+export PYTHONPATH="$PWD:${PYTHONPATH:-}" PYTHONUNBUFFERED=1
+{
+  nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,memory.total --format=csv
+  python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
+  python3 -c "import liger_kernel; print('liger_kernel ok')" 2>&1 | tail -1
+} > "$OUT/env.txt" 2>&1
+if [[ "$STAGE" == "check+kernels" ]]; then
+  timeout 230 python3 -m pytest tests/kernels -q -x -p no:cacheprovider 2>&1 | tail -30 > "$OUT/pytest.txt"
+  timeout 330 python3 -m stellarbyte.cli bench kernels --preset issue --rep-ms 50 --out "$OUT" 2>&1 \
+    | tee "$OUT/kernels.log" | grep -v "^  [a-z_]* .* ms" | tail -80
+  tail -5 "$OUT/pytest.txt"
+else
+  timeout 150 python3 -m stellarbyte.cli bench layers --config llama-8b --rep-ms 50 --out "$OUT" 2>&1 | tail -14
+  timeout 150 python3 -m stellarbyte.cli bench model --config llama-1b --steps 5 --out "$OUT" 2>&1 | tail -8
+  timeout 60 python3 -m stellarbyte.cli bench roofline --measure --from-csv "${KERNELS_CSV:-$OUT/kernels.csv}" \
+    --out "$OUT" 2>&1 | tail -24
+  timeout 90 python3 -m stellarbyte.cli bench profile --config llama-1b --batch 2 --out "$OUT" 2>&1 | tail -18
+fi
