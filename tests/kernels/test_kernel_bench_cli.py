@@ -22,7 +22,8 @@ def test_bench_kernels_cpu_table_and_csv(tmp_path, capsys):
     assert main(["bench", "kernels", "--providers", "torch", "--ops", "rms_norm,softmax", "--rep-ms", "2",
                  "--no-plot", "--device", "cpu", "--out", str(tmp_path)]) == 0
     rows = [r for r in _rows(tmp_path / "kernels.csv") if r["op"] != "_peaks"]
-    assert {(r["op"], r["mode"]) for r in rows} == {(op, m) for op in ("rms_norm", "softmax") for m in ("fwd", "fwd+bwd")}
+    wanted = {(op, m) for op in ("rms_norm", "softmax") for m in ("fwd", "fwd+bwd")}
+    assert {(r["op"], r["mode"]) for r in rows} == wanted
     for r in rows:
         assert float(r["ms"]) > 0 and float(r["GB/s"]) > 0
     assert "rms_norm" in capsys.readouterr().out
