@@ -141,3 +141,17 @@ def test_parse_size_rejects(bad, message):
 def test_bad_seed(tmp_path):
     with pytest.raises(ValueError, match="seed"):
         build_toyworld(tmp_path / "x", "300KB", seed=-1)
+
+
+def test_cli_run_prints_a_table(tmp_path, capsys):
+    import argparse
+
+    from stellarbyte.data.toyworld.cli import add_arguments, run
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--out", str(tmp_path / "cli"), "--size", "300KB", "--seed", "3"])
+    assert run(args) == 0
+    out = capsys.readouterr().out
+    assert "pretrain/train.txt" in out and "MB/s" in out and "fact_home" in out
+    assert json.loads((tmp_path / "cli/manifest.json").read_text())["seed"] == 3
