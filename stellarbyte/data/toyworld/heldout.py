@@ -18,6 +18,8 @@ evaluation draws only items the gate rejects. Tests scan the written files to co
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from .text import stable_unit
 
 FACT_HELDOUT_FRACTION = 0.15
@@ -32,6 +34,7 @@ def is_heldout_fact(seed: int, subject: str, attribute: str) -> bool:
     return stable_unit(seed, "fact", subject, attribute) < FACT_HELDOUT_FRACTION
 
 
+@lru_cache(maxsize=65536)  # a pure function of small ints, asked for every generated sum
 def is_heldout_add_pair(seed: int, a: int, b: int) -> bool:
     """True when the unordered pair {a, b} is held out of all training text."""
     lo, hi = min(a, b), max(a, b)
@@ -46,6 +49,7 @@ def heldout_add_pairs(seed: int) -> list[tuple[int, int]]:
             if is_heldout_add_pair(seed, a, b)]
 
 
+@lru_cache(maxsize=65536)
 def training_may_use_arith(seed: int, op: str, a: int, b: int) -> bool:
     """May training text show `a op b = c`? Not when a, b, c spell a held-out sum in any way: a + b itself, the
     inverse subtraction (a - b = c reveals b + c = a), or a coincidence such as 2 x 2 = 4 = 2 + 2."""

@@ -49,7 +49,7 @@ class TaskSampler:
         w = self.world
         pet = w.by_name[subject].pet if attribute == "pet_name" else ""
         question = fact_question(attribute, subject, variant, pet=pet)
-        chance = 1 / len(set(w.domain(attribute)))
+        chance = 1 / len(w.domain(attribute))
         return make_record(f"fact_{attribute}", question, chance, subject=subject, attribute=attribute,
                            answer=w.fact_value(subject, attribute))
 

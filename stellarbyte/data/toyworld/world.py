@@ -117,6 +117,7 @@ class World:
     town_by_name: dict[str, Town] = field(default_factory=dict)
     country_by_name: dict[str, Country] = field(default_factory=dict)
     residents: dict[str, list[Person]] = field(default_factory=dict)
+    _domains: dict[str, list[str]] = field(default_factory=dict)  # cache: domain() is asked per generated record
 
     def __post_init__(self) -> None:
         self.by_name = {p.name: p for p in self.people}
@@ -151,7 +152,12 @@ class World:
         return str(value)
 
     def domain(self, attribute: str) -> list[str]:
-        """All values the attribute can take: the candidates for chance level and for plausible wrong answers."""
+        """All distinct values the attribute can take: the candidates for chance level and plausible wrong answers."""
+        if attribute not in self._domains:
+            self._domains[attribute] = list(dict.fromkeys(self._domain(attribute)))
+        return self._domains[attribute]
+
+    def _domain(self, attribute: str) -> list[str]:
         if attribute == "age":
             return [str(a) for a in AGES]
         if attribute == "home" or attribute == "capital":
