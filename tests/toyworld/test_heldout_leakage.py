@@ -123,3 +123,36 @@ def test_manifest_documents_chance_levels(manifest, world):
     assert abs(kinds["fact_home"]["chance"] - 1 / len(world.towns)) < 1e-6
     assert abs(kinds["fact_age"]["chance"] - 1 / 76) < 1e-6  # ages 5..80
     assert 1 / 120 <= kinds["reverse"]["chance"] <= 1 / 6  # 3..5 items: 1/n!
+
+
+def _ordered_sum(numbers: list[int], orders: set[tuple[int, int]]) -> tuple[int, int] | None:
+    """Does x, y, x + y occur in this order (not necessarily adjacent) with (x, y) a held-out order?"""
+    n = len(numbers)
+    for i in range(n):
+        for j in range(i + 1, n):
+            if (numbers[i], numbers[j]) in orders and numbers[i] + numbers[j] in numbers[j + 1:]:
+                return numbers[i], numbers[j]
+    return None
+
+
+def test_add_swap_orders_never_appear_but_their_mirrors_do(manifest, pretrain_docs, sft, preference, world_dir,
+                                                          heldout):
+    from stellarbyte.data.toyworld.heldout import heldout_add_orders
+
+    orders = {tuple(p) for p in manifest["heldout"]["held_out_add_orders"]}
+    assert orders == set(heldout_add_orders(manifest["seed"])) and len(orders) >= 10
+    assert not {(b, a) for a, b in orders} & orders and not {(min(p), max(p)) for p in orders} & {
+        tuple(p) for p in manifest["heldout"]["held_out_add_pairs"]}
+    lines = [ln for d in pretrain_docs for ln in d.split("\n")]
+    units = lines + [q + " " + a for q, a in _qa_units(sft, preference, world_dir)]
+    for u in units:
+        assert _ordered_sum([int(x) for x in INT.findall(u)], orders) is None, u
+    text = "\n".join(units)
+    mirrors = 0
+    for a, b in orders:
+        assert not re.search(rf"\b{a} (plus|\+) {b}\b|\bAdd {a} and {b}\b|\b{a} and {b} make\b", text), (a, b)
+        mirrors += bool(re.search(rf"\b{b} (plus|\+) {a}\b", text))
+    assert mirrors >= 0.75 * len(orders), f"only {mirrors} of {len(orders)} mirror orders are shown in training"
+    swaps = [(r["task"]["a"], r["task"]["b"]) for r in heldout if r["kind"] == "add_swap"]
+    assert set(swaps) == orders
+    assert all(r["question"].startswith("What is ") for r in heldout if r["kind"] == "add_swap")

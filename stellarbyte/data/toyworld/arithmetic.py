@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 
 from .heldout import ADD_MAX, training_may_use_arith
-from .text import capitalize
+from .text import ShuffledCycle, capitalize
 from .world import World
 
 MUL_MAX = 10
@@ -87,8 +87,11 @@ def word_problem(rng: random.Random, world: World, op: str, a: int, b: int) -> t
     return f"{start} {middle} {ask}", f"{start} {middle} {tell}"
 
 
-def arithmetic_document(rng: random.Random, seed: int, world: World) -> str:
-    """A short pretraining document: a practice sheet, a times table, counting, or word problems (one per line)."""
+def arithmetic_document(rng: random.Random, seed: int, world: World, add_table: ShuffledCycle | None = None) -> str:
+    """A short pretraining document: a practice sheet, a times table, counting, or word problems (one per line).
+
+    `add_table` (a cycle over 1..20) picks the number of each addition table, so every "k plus n" row, and with it
+    the seen mirror of every add_swap pair, is written within a few dozen arithmetic documents."""
     style = rng.random()
     if style < 0.35:  # mixed practice sheet
         op = rng.choice(("add", "add", "sub", "mul"))
@@ -102,7 +105,8 @@ def arithmetic_document(rng: random.Random, seed: int, world: World) -> str:
             rows = [(n, k) for k in range(1, MUL_MAX + 1)]
             head = f"The {n} times table."
         elif op == "add":
-            rows = [(k, n) for k in range(0, ADD_MAX - n + 1)]
+            n = add_table.next() if add_table is not None else rng.randint(1, ADD_MAX)
+            rows = [(k, n) for k in range(0, ADD_MAX + 1)]
             head = f"Adding {n}."
         else:
             rows = [(k, n) for k in range(n, ADD_MAX + 1)]

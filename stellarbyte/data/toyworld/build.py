@@ -32,6 +32,7 @@ from . import heldout
 from .arithmetic import arithmetic_document
 from .encyclopedia import encyclopedia_document
 from .faq import faq_document
+from .heldout import ADD_MAX
 from .lists import list_document
 from .preference import preference_pair
 from .sampler import TaskSampler
@@ -106,11 +107,12 @@ def _write_pretrain(out: Path, world: World, seed: int, budget: int) -> dict[str
     # round-robin subjects so every person, town and country is covered evenly (random picks are too lumpy)
     heroes, bios, quizzes = (ShuffledCycle(rng, world.people) for _ in range(3))
     towns, countries = ShuffledCycle(rng, [t.name for t in world.towns]), ShuffledCycle(rng, world.country_by_name)
+    add_tables = ShuffledCycle(rng, list(range(1, ADD_MAX + 1)))
     makers = {
         "story": lambda: story_document(rng, world, heroes.next()),
         "encyclopedia": lambda: encyclopedia_document(rng, world, bios.next(), towns.next(), countries.next()),
         "faq": lambda: faq_document(rng, seed, world, quizzes.next()),
-        "arithmetic": lambda: arithmetic_document(rng, seed, world),
+        "arithmetic": lambda: arithmetic_document(rng, seed, world, add_tables),
         "lists": lambda: list_document(rng, seed),
     }
     written = dict.fromkeys(makers, 0)
@@ -217,13 +219,16 @@ def build_toyworld(out_dir: str | os.PathLike[str], size: str | int = "1MB", see
         "pretrain_mixture_bytes": {k: v["bytes"] for k, v in pre["mixture"].items()},
         "heldout": {
             "fractions": {"facts": heldout.FACT_HELDOUT_FRACTION, "add_pairs": heldout.ADD_HELDOUT_FRACTION,
+                          "add_orders": heldout.SWAP_HELDOUT_FRACTION,
                           "lists": heldout.LIST_HELDOUT_FRACTION},
             "held_out_facts": len(eval_sampler.heldout_facts),
             "held_out_add_pairs": [list(p) for p in heldout.heldout_add_pairs(seed)],
+            "held_out_add_orders": [list(p) for p in heldout.heldout_add_orders(seed)],
             "kinds": dict(sorted(kinds.items())),
             "design": "facts: stated in pretraining, question never asked in training; add: unordered pairs never "
-                      "shown in any training text (nor their inverse subtractions); lists: multisets never used in "
-                      "training in any order. chance = mean over the kind's items of 1/number of candidate answers.",
+                      "shown in any training text (nor their inverse subtractions); add_swap: ordered pairs whose "
+                      "mirror order is in training; lists: multisets never used in training in any order. "
+                      "chance = mean over the kind's items of 1/number of candidate answers.",
         },
     }
     write_json_atomic(out / "manifest.json", manifest)

@@ -7,6 +7,9 @@ while gigabytes stream to disk:
 (a) arithmetic: unordered single-digit addition pairs {a, b} with 2 <= a, b <= 9. Training text never shows "a plus
     b", "b plus a", the matching subtractions "(a+b) minus a" / "(a+b) minus b", a word problem built on them, nor any
     line whose numbers happen to spell a + b = c, so answering needs what was learned from the other pairs.
+(a') commutativity: ordered pairs (a, b), a != b, 2 <= a, b <= 20, whose mirror (b, a) IS in training: "a plus b"
+    (and "Add a and b", a word problem starting with a and adding b) never appears in that order. Answering
+    needs a + b = b + a, a rule, not the memorised string. Kind `add_swap`.
 (b) facts: (subject, attribute) pairs whose fact is stated in the pretraining encyclopedia and stories but whose
     question (any phrasing) is never asked in SFT, preference or RL data: the model must connect a question form
     learned on other people to a fact it only read.
@@ -24,6 +27,7 @@ from .text import stable_unit
 
 FACT_HELDOUT_FRACTION = 0.15
 ADD_HELDOUT_FRACTION = 0.25
+SWAP_HELDOUT_FRACTION = 0.12
 LIST_HELDOUT_FRACTION = 0.10
 ADD_MAX = 20  # training additions use operands 0..20
 HELDOUT_ADD_MIN = 2  # pairs with 0 or 1 stay in training: they teach the number line ("n plus 1")
@@ -50,10 +54,31 @@ def heldout_add_pairs(seed: int) -> list[tuple[int, int]]:
 
 
 @lru_cache(maxsize=65536)
+def is_heldout_add_order(seed: int, a: int, b: int) -> bool:
+    """True when the ORDERED pair (a, b) is held out (its mirror (b, a) stays in training): the add_swap kind."""
+    lo, hi = min(a, b), max(a, b)
+    if a == b or lo < HELDOUT_ADD_MIN or hi > ADD_MAX or is_heldout_add_pair(seed, a, b):
+        return False
+    if stable_unit(seed, "swap", lo, hi) >= SWAP_HELDOUT_FRACTION:
+        return False
+    small_first = stable_unit(seed, "swap-order", lo, hi) < 0.5  # which direction is held out
+    return (a, b) == ((lo, hi) if small_first else (hi, lo))
+
+
+def heldout_add_orders(seed: int) -> list[tuple[int, int]]:
+    """All held-out ordered pairs (a, b) for add_swap, sorted."""
+    r = range(HELDOUT_ADD_MIN, ADD_MAX + 1)
+    return [(a, b) for a in r for b in r if is_heldout_add_order(seed, a, b)]
+
+
+@lru_cache(maxsize=65536)
 def training_may_use_arith(seed: int, op: str, a: int, b: int) -> bool:
     """May training text show `a op b = c`? Not when a, b, c spell a held-out sum in any way: a + b itself, the
-    inverse subtraction (a - b = c reveals b + c = a), or a coincidence such as 2 x 2 = 4 = 2 + 2."""
+    inverse subtraction (a - b = c reveals b + c = a), or a coincidence such as 2 x 2 = 4 = 2 + 2; nor an addition
+    in a held-out order (add_swap)."""
     if op == "add":
+        if is_heldout_add_order(seed, a, b):
+            return False
         c = a + b
     elif op == "sub":
         c = a - b

@@ -16,7 +16,7 @@ import re
 from typing import Any
 
 from .arithmetic import MUL_MAX, sample_pair, word_problem
-from .heldout import heldout_add_pairs, is_heldout_fact, shows_heldout_sum
+from .heldout import heldout_add_orders, heldout_add_pairs, is_heldout_fact, shows_heldout_sum
 from .lists import list_chance, sample_list
 from .tasks import arith_question, fact_question, list_question, make_record, sort_items
 from .text import format_list
@@ -53,8 +53,8 @@ class TaskSampler:
         return make_record(f"fact_{attribute}", question, chance, subject=subject, attribute=attribute,
                            answer=w.fact_value(subject, attribute))
 
-    def arith_record(self, op: str, a: int, b: int, variant: int = 0) -> dict[str, Any]:
-        return make_record(op, arith_question(op, a, b, variant), arith_chance(op, a, b), a=a, b=b)
+    def arith_record(self, op: str, a: int, b: int, variant: int = 0, kind: str | None = None) -> dict[str, Any]:
+        return make_record(kind or op, arith_question(op, a, b, variant), arith_chance(op, a, b), a=a, b=b)
 
     def word_record(self, op: str, a: int, b: int) -> dict[str, Any]:
         question, _ = word_problem(self.rng, self.world, op, a, b)
@@ -85,7 +85,8 @@ class TaskSampler:
 
     # ---- held-out evaluation set ---------------------------------------------------------------------------------
     def heldout_records(self, max_facts: int = 400, lists_per_op: int = 40) -> list[dict[str, Any]]:
-        """(b) held-out facts, (a) held-out sums in both orders and as word problems, (c) unseen lists."""
+        """(b) held-out facts, (a) held-out sums in both orders and as word problems, (a') additions in an unseen
+        order, (c) unseen lists."""
         rng = self.rng
         facts = list(self.heldout_facts)
         if len(facts) > max_facts:
@@ -96,6 +97,8 @@ class TaskSampler:
             if hi != lo:
                 out.append(self.arith_record("add", hi, lo))
             out.append(self.word_record("add", *rng.choice(((lo, hi), (hi, lo)))))
+        for a, b in heldout_add_orders(self.seed):  # (a') the mirror order was seen in training
+            out.append(self.arith_record("add", a, b, kind="add_swap"))
         for op in ("reverse", "sort", "count"):
             seen: set[tuple[str, ...]] = set()
             while len(seen) < lists_per_op:
@@ -128,7 +131,7 @@ class TaskSampler:
         # numbers, would spell a held-out sum (a rejected answer is still text the model trains on)
         value = int(right)
         options = {value + d for d in (-2, -1, 1, 2) if value + d >= 0}
-        if kind in ("add", "word_add"):
+        if kind in ("add", "add_swap", "word_add"):
             options.add(abs(task["a"] - task["b"]))
         elif kind in ("sub", "word_sub"):
             options.add(task["a"] + task["b"])

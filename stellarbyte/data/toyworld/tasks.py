@@ -2,7 +2,8 @@
 
 A task record is the JSON object written to eval/heldout.jsonl and rl/train.jsonl:
     {"question": str, "answer": str, "kind": str, "task": {"kind": ..., "answer": ..., <parameters>}}
-kinds: fact_<attribute> (fact_age, fact_home, ... fact_capital, fact_country), add, sub, mul, word_add, word_sub,
+kinds: fact_<attribute> (fact_age, fact_home, ... fact_capital, fact_country), add, add_swap (an addition whose
+mirror order was seen), sub, mul, word_add, word_sub,
 reverse, sort, count. `task` carries everything needed to recompute the answer (a, b, items) or, for facts,
 the answer itself, plus `chance`: the probability that a uniform guess over the candidates is right.
 
@@ -45,10 +46,11 @@ LIST_QUESTIONS: dict[str, tuple[str, ...]] = {
     "sort": ("Sort this list: {items}.", "Put this list in order: {items}.", "Sort these: {items}."),
     "count": ("How many items are in this list: {items}?", "Count the items: {items}.", "How many things: {items}?"),
 }
-NUMBER_KINDS = frozenset({"add", "sub", "mul", "word_add", "word_sub", "count", "fact_age"})
+NUMBER_KINDS = frozenset({"add", "add_swap", "sub", "mul", "word_add", "word_sub", "count", "fact_age"})
 LIST_KINDS = frozenset({"reverse", "sort"})
 KINDS = frozenset(
-    {f"fact_{a}" for a in FACT_QUESTIONS} | set(ARITH_QUESTIONS) | {"word_add", "word_sub"} | set(LIST_QUESTIONS)
+    {f"fact_{a}" for a in FACT_QUESTIONS} | set(ARITH_QUESTIONS) | {"add_swap", "word_add", "word_sub"}
+    | set(LIST_QUESTIONS)
 )
 _NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
 _TRAILING = ".!?;:,"
@@ -69,7 +71,7 @@ def expected_answer(task: dict[str, Any]) -> str:
     try:
         if kind.startswith("fact_"):
             return str(task["answer"])
-        if kind in ("add", "word_add"):
+        if kind in ("add", "add_swap", "word_add"):
             return str(int(task["a"]) + int(task["b"]))
         if kind in ("sub", "word_sub"):
             return str(int(task["a"]) - int(task["b"]))
