@@ -1,8 +1,10 @@
 """generation_config.json: the decoding defaults stored beside a checkpoint (transformers' GenerationConfig).
 
 We keep it as a plain dict on `model.generation_config` (stellarbyte.infer.generate reads eos_token_id from
-it). On save, values the model already carries (e.g. loaded from a checkpoint) win; special-token ids and
-max_length fill in from the ByteConfig so transformers' generate() stops on the same tokens ours does.
+it). On save, values the model already carries (e.g. loaded from a checkpoint) win; special-token ids
+fill in from the ByteConfig so transformers' generate() stops on the same tokens ours does. max_length is
+left out on purpose: transformers would then warn on every max_new_tokens call and default to the whole
+context instead of 20 new tokens.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ def build_generation_config(config: ByteConfig, existing: dict[str, Any] | None 
         "bos_token_id": config.bos_token_id,
         "eos_token_id": config.eos_token_id,
         "pad_token_id": config.pad_token_id,
-        "max_length": config.context_length,
         "do_sample": False,
     }
     d.update(existing or {})
