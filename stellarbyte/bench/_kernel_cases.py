@@ -161,6 +161,9 @@ def flce_case(tokens: int, hidden: int, vocab: int, issue: bool) -> Case:
 
     flops = 2 * tokens * hidden * vocab
     providers = _providers("fused_linear_cross_entropy", cross_entropy.fused_linear_cross_entropy, compile_ok=False)
+    for chunk in (512, 1024):  # the memory / time trade-off of the chunk size
+        providers[f"triton_c{chunk}"] = (lambda c: lambda h, w, y: K.fused_linear_cross_entropy(
+            h, w, y, chunk_size=c, backend="triton"))(chunk)
     io = 2 * (tokens * hidden + vocab * hidden)  # hidden + weight in; their gradients out (bf16)
     return Case("fused_linear_cross_entropy", f"{tokens}x{hidden}x{vocab}", make, providers, fwd_bytes=io / 2,
                 bwd_bytes=io, fwd_flops=flops, bwd_flops=2 * flops, issue_size=issue, memory=True)

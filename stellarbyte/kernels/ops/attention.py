@@ -42,7 +42,7 @@ def _visible(rows_pos, cols, S, window, CAUSAL: tl.constexpr, WINDOW: tl.constex
 @triton.jit
 def _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, sks, svs, start, end, pos, offs_n, offs_d, S, window, scale_log2,
                MASKED: tl.constexpr, CAUSAL: tl.constexpr, WINDOW: tl.constexpr, D: tl.constexpr,
-               EVEN_D: tl.constexpr, BN: tl.constexpr, UPCAST: tl.constexpr):
+               EVEN_D: tl.constexpr, BN: tl.constexpr, UPCAST: tl.constexpr, PRECISION: tl.constexpr):
     dmask = offs_d < D
     for n in range(start, end, BN):
         cols = n + offs_n
@@ -60,7 +60,7 @@ def _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, sks, svs, start, end, pos, offs
             v = tl.load(v_ptrs, mask=dmask[None, :], other=0.0)
         if UPCAST:
             k = k.to(tl.float32)
-        s = tl.dot(q, tl.trans(k)) * scale_log2  # (BM, BN) scores in log2 units
+        s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * scale_log2  # (BM, BN) scores in log2 units
         if MASKED:
             s = tl.where(_visible(pos, cols, S, window, CAUSAL, WINDOW), s, -float("inf"))
         m_new = tl.maximum(m_i, tl.max(s, axis=1))
@@ -70,9 +70,9 @@ def _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, sks, svs, start, end, pos, offs
         l_i = l_i * alpha + tl.sum(p, axis=1)
         acc = acc * alpha[:, None]
         if UPCAST:
-            acc = tl.dot(p, v.to(tl.float32), acc)
+            acc = tl.dot(p, v.to(tl.float32), acc, input_precision=PRECISION)
         else:
-            acc = tl.dot(p.to(v.dtype), v, acc)
+            acc = tl.dot(p.to(v.dtype), v, acc, input_precision=PRECISION)
         m_i = m_new
     return acc, l_i, m_i
 
@@ -81,7 +81,7 @@ def _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, sks, svs, start, end, pos, offs
 def _attn_fwd(Q, K, V, OUT, LSE, sqb, sqh, sqt, skb, skh, sks, svb, svh, svs, sob, soh, sot,
               n_qh, group, T, S, scale_log2, window,
               CAUSAL: tl.constexpr, WINDOW: tl.constexpr, D: tl.constexpr, BLOCK_D: tl.constexpr,
-              BM: tl.constexpr, BN: tl.constexpr, UPCAST: tl.constexpr):
+              BM: tl.constexpr, BN: tl.constexpr, UPCAST: tl.constexpr, PRECISION: tl.constexpr):
     start_m = tl.program_id(0)
     bh = tl.program_id(1)
     b = (bh // n_qh).to(tl.int64)
@@ -116,11 +116,11 @@ def _attn_fwd(Q, K, V, OUT, LSE, sqb, sqh, sqt, skb, skh, sks, svb, svh, svs, so
     l_i = tl.zeros((BM,), tl.float32)
     acc = tl.zeros((BM, BLOCK_D), tl.float32)
     acc, l_i, m_i = _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, sks, svs, lo, full_lo, pos, offs_n, offs_d, S,
-                               window, scale_log2, True, CAUSAL, WINDOW, D, D == BLOCK_D, BN, UPCAST)
+                               window, scale_log2, True, CAUSAL, WINDOW, D, D == BLOCK_D, BN, UPCAST, PRECISION)
     acc, l_i, m_i = _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, sks, svs, full_lo, full_hi, pos, offs_n, offs_d,
-                               S, window, scale_log2, False, CAUSAL, WINDOW, D, D == BLOCK_D, BN, UPCAST)
+                               S, window, scale_log2, False, CAUSAL, WINDOW, D, D == BLOCK_D, BN, UPCAST, PRECISION)
     acc, l_i, m_i = _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, sks, svs, full_hi, hi, pos, offs_n, offs_d, S,
-                               window, scale_log2, True, CAUSAL, WINDOW, D, D == BLOCK_D, BN, UPCAST)
+                               window, scale_log2, True, CAUSAL, WINDOW, D, D == BLOCK_D, BN, UPCAST, PRECISION)
     l_safe = tl.where(l_i == 0.0, 1.0, l_i)
     out = acc / l_safe[:, None]
     row_ok = offs_m < T
@@ -135,7 +135,7 @@ def _attn_bwd_dkdv(Q, K, V, DO, LSE, DELTA, DK, DV,
                    sdkb, sdkh, sdks, sdvb, sdvh, sdvs,
                    n_qh, n_kh, group, T, S, scale, scale_log2, window,
                    CAUSAL: tl.constexpr, WINDOW: tl.constexpr, D: tl.constexpr, BLOCK_D: tl.constexpr,
-                   BM: tl.constexpr, BN: tl.constexpr, UPCAST: tl.constexpr):
+                   BM: tl.constexpr, BN: tl.constexpr, UPCAST: tl.constexpr, PRECISION: tl.constexpr):
     start_n = tl.program_id(0)
     bkv = tl.program_id(1)
     b = (bkv // n_kh).to(tl.int64)
@@ -173,13 +173,13 @@ def _attn_bwd_dkdv(Q, K, V, DO, LSE, DELTA, DK, DV,
             if UPCAST:
                 q = q.to(tl.float32)
                 do = do.to(tl.float32)
-            s_t = tl.dot(k, tl.trans(q)) * scale_log2  # (BN, BM): scores transposed
+            s_t = tl.dot(k, tl.trans(q), input_precision=PRECISION) * scale_log2  # (BN, BM): scores transposed
             vis = tl.trans(_visible(offs_m + (S - T), offs_n, S, window, CAUSAL, WINDOW)) & row_ok[None, :]
             p_t = tl.where(vis, tl.math.exp2(s_t - lse[None, :]), 0.0)
-            dv += tl.dot(p_t.to(do.dtype), do)
-            dp_t = tl.dot(v, tl.trans(do))  # (BN, BM)
+            dv += tl.dot(p_t.to(do.dtype), do, input_precision=PRECISION)
+            dp_t = tl.dot(v, tl.trans(do), input_precision=PRECISION)  # (BN, BM)
             ds_t = p_t * (dp_t - delta[None, :])
-            dk += tl.dot(ds_t.to(q.dtype), q)
+            dk += tl.dot(ds_t.to(q.dtype), q, input_precision=PRECISION)
     tl.store(DK + b * sdkb + kvh * sdkh + offs_n[:, None] * sdks + offs_d[None, :],
              (dk * scale).to(DK.dtype.element_ty), mask=kv_mask)
     tl.store(DV + b * sdvb + kvh * sdvh + offs_n[:, None] * sdvs + offs_d[None, :], dv.to(DV.dtype.element_ty),
@@ -190,7 +190,7 @@ def _attn_bwd_dkdv(Q, K, V, DO, LSE, DELTA, DK, DV,
 def _attn_bwd_dq(Q, K, V, DO, LSE, DELTA, DQ, sqb, sqh, sqt, skb, skh, sks, svb, svh, svs, sdob, sdoh, sdot,
                  sdqb, sdqh, sdqt, n_qh, group, T, S, scale, scale_log2, window,
                  CAUSAL: tl.constexpr, WINDOW: tl.constexpr, D: tl.constexpr, BLOCK_D: tl.constexpr,
-                 BM: tl.constexpr, BN: tl.constexpr, UPCAST: tl.constexpr):
+                 BM: tl.constexpr, BN: tl.constexpr, UPCAST: tl.constexpr, PRECISION: tl.constexpr):
     start_m = tl.program_id(0)
     bh = tl.program_id(1)
     b = (bh // n_qh).to(tl.int64)
@@ -225,11 +225,11 @@ def _attn_bwd_dq(Q, K, V, DO, LSE, DELTA, DQ, sqb, sqh, sqt, skb, skh, sks, svb,
         if UPCAST:
             k = k.to(tl.float32)
             v = v.to(tl.float32)
-        s = tl.dot(q, tl.trans(k)) * scale_log2
+        s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * scale_log2
         p = tl.where(_visible(pos, cols, S, window, CAUSAL, WINDOW), tl.math.exp2(s - lse[:, None]), 0.0)
-        dp = tl.dot(do, tl.trans(v))
+        dp = tl.dot(do, tl.trans(v), input_precision=PRECISION)
         ds = p * (dp - delta[:, None])
-        dq += tl.dot(ds.to(k.dtype), k)
+        dq += tl.dot(ds.to(k.dtype), k, input_precision=PRECISION)
     tl.store(DQ + b * sdqb + h * sdqh + offs_m[:, None] * sdqt + offs_d[None, :], (dq * scale).to(DQ.dtype.element_ty),
              mask=q_mask)
 
@@ -237,19 +237,20 @@ def _attn_bwd_dq(Q, K, V, DO, LSE, DELTA, DQ, sqb, sqh, sqt, skb, skh, sks, svb,
 # ---- launch configuration ---------------------------------------------------------------------------------
 
 def _fwd_configs() -> list:
-    shapes = [(128, 64, 4, 3), (128, 64, 8, 3), (128, 128, 8, 3), (64, 64, 4, 3), (128, 32, 4, 4), (64, 128, 4, 3)]
+    shapes = [(128, 64, 4, 3), (128, 64, 8, 3), (128, 128, 8, 3), (128, 128, 8, 4), (128, 64, 4, 4), (64, 64, 4, 3),
+              (128, 32, 4, 4), (64, 128, 4, 3)]
     return [triton.Config({"BM": bm, "BN": bn}, num_warps=w, num_stages=s) for bm, bn, w, s in shapes]
 
 
 def _bwd_configs(kind: str) -> list:
     if kind == "dkdv":  # BN: the program's key tile, BM: the inner query tiles
-        shapes = [(32, 128, 4, 3), (64, 128, 8, 3), (32, 64, 4, 3), (64, 64, 4, 3)]
+        shapes = [(32, 128, 4, 3), (64, 128, 8, 3), (32, 64, 4, 3), (64, 64, 4, 3), (32, 128, 8, 4)]
     else:
-        shapes = [(128, 32, 4, 3), (128, 64, 8, 3), (64, 64, 4, 3), (64, 32, 4, 3)]
+        shapes = [(128, 32, 4, 3), (128, 64, 8, 3), (64, 64, 4, 3), (64, 32, 4, 3), (128, 32, 8, 4)]
     return [triton.Config({"BM": bm, "BN": bn}, num_warps=w, num_stages=s) for bm, bn, w, s in shapes]
 
 
-_KEY = ["T", "S", "D", "CAUSAL", "WINDOW"]
+_KEY = ["T", "S", "D", "CAUSAL", "WINDOW", "PRECISION"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -288,7 +289,7 @@ class AttentionFunction(torch.autograd.Function):
         o = torch.empty_like(q)
         lse = torch.empty((b * hq, t), dtype=torch.float32, device=q.device)
         consts = dict(CAUSAL=causal, WINDOW=window is not None, D=d, BLOCK_D=triton.next_power_of_2(max(d, 16)),
-                      UPCAST=interpreted)
+                      UPCAST=interpreted, PRECISION="ieee" if q.dtype == torch.float32 else "tf32")
         if q.numel() and s:
             fwd[lambda meta: (triton.cdiv(t, meta["BM"]), b * hq)](
                 q, k, v, o, lse, *_s(q), *_s(k), *_s(v), *_s(o), hq, hq // hk, t, s, scale * LOG2E, window or 0,

@@ -15,7 +15,7 @@ import triton
 import triton.language as tl
 
 from stellarbyte.kernels.ops._common import check_device, num_programs, row_block, row_warps
-from stellarbyte.kernels.ops.rmsnorm import MAX_COLS, _rows
+from stellarbyte.kernels.ops.rmsnorm import MAX_COLS, _rows, bwd_rows
 
 
 @triton.jit
@@ -40,32 +40,36 @@ def _layer_norm_fwd(X, W, B, Y, MEAN, RSTD, stride_x, stride_y, n_cols, eps,
 
 @triton.jit
 def _layer_norm_bwd(DY, X, W, MEAN, RSTD, DX, DW, DB, stride_dy, stride_x, stride_dx, n_rows, n_cols,
-                    HAS_W: tl.constexpr, BLOCK: tl.constexpr):
+                    HAS_W: tl.constexpr, BLOCK: tl.constexpr, ROWS: tl.constexpr):
     pid = tl.program_id(0)
     cols = tl.arange(0, BLOCK)
-    mask = cols < n_cols
+    col_ok = cols < n_cols
     if HAS_W:
-        w = tl.load(W + cols, mask=mask, other=0.0).to(tl.float32)
+        w = tl.load(W + cols, mask=col_ok, other=0.0).to(tl.float32)
     else:
         w = tl.full((BLOCK,), 1.0, tl.float32)
-    dw = tl.zeros((BLOCK,), dtype=tl.float32)
-    db = tl.zeros((BLOCK,), dtype=tl.float32)
-    first = pid.to(tl.int64)
+    dw = tl.zeros((ROWS, BLOCK), dtype=tl.float32)
+    db = tl.zeros((ROWS, BLOCK), dtype=tl.float32)
     step = tl.num_programs(0)
-    for it in range(0, tl.cdiv(n_rows - pid, step)):
-        row = first + it * step
-        g = tl.load(DY + row * stride_dy + cols, mask=mask, other=0.0).to(tl.float32)
-        x = tl.load(X + row * stride_x + cols, mask=mask, other=0.0).to(tl.float32)
-        mean = tl.load(MEAN + row)
-        rstd = tl.load(RSTD + row)
-        x_hat = tl.where(mask, (x - mean) * rstd, 0.0)
-        wg = g * w
-        dx = rstd * (wg - tl.sum(wg, axis=0) / n_cols - x_hat * (tl.sum(wg * x_hat, axis=0) / n_cols))
-        tl.store(DX + row * stride_dx + cols, dx.to(DX.dtype.element_ty), mask=mask)
+    n_blocks = tl.cdiv(n_rows, ROWS)
+    for it in range(0, tl.cdiv(n_blocks - pid, step)):
+        rows = (pid + it * step).to(tl.int64) * ROWS + tl.arange(0, ROWS)
+        row_ok = rows < n_rows
+        mask = row_ok[:, None] & col_ok[None, :]
+        g = tl.load(DY + rows[:, None] * stride_dy + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+        x = tl.load(X + rows[:, None] * stride_x + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+        mean = tl.load(MEAN + rows, mask=row_ok, other=0.0)
+        rstd = tl.load(RSTD + rows, mask=row_ok, other=0.0)
+        x_hat = tl.where(mask, (x - mean[:, None]) * rstd[:, None], 0.0)
+        wg = g * w[None, :]
+        mean_wg = tl.sum(wg, axis=1) / n_cols
+        mean_wgx = tl.sum(wg * x_hat, axis=1) / n_cols
+        dx = rstd[:, None] * (wg - mean_wg[:, None] - x_hat * mean_wgx[:, None])
+        tl.store(DX + rows[:, None] * stride_dx + cols[None, :], dx.to(DX.dtype.element_ty), mask=mask)
         dw += g * x_hat
         db += g
-    tl.store(DW + pid * n_cols + cols, dw, mask=mask)
-    tl.store(DB + pid * n_cols + cols, db, mask=mask)
+    tl.store(DW + pid * n_cols + cols, tl.sum(dw, axis=0), mask=col_ok)
+    tl.store(DB + pid * n_cols + cols, tl.sum(db, axis=0), mask=col_ok)
 
 
 class LayerNormFunction(torch.autograd.Function):
@@ -97,14 +101,16 @@ class LayerNormFunction(torch.autograd.Function):
         dy2 = _rows(dy)
         n_rows, n_cols = x2.shape
         dx = torch.empty_like(x2)
-        programs = num_programs(x2, n_rows)
+        block = row_block(n_cols)
+        rows = bwd_rows(block)
+        programs = num_programs(x2, triton.cdiv(n_rows, rows))
         dw = torch.zeros((programs, n_cols), dtype=torch.float32, device=x2.device)
         db = torch.zeros_like(dw)
-        block = row_block(n_cols)
         if n_rows:
             _layer_norm_bwd[(programs,)](dy2, x2, weight if weight is not None else x2, mean, rstd, dx, dw, db,
                                         dy2.stride(0), x2.stride(0), dx.stride(0), n_rows, n_cols,
-                                        HAS_W=weight is not None, BLOCK=block, num_warps=row_warps(block))
+                                        HAS_W=weight is not None, BLOCK=block, ROWS=rows,
+                                        num_warps=row_warps(block * rows))
         dweight = dw.sum(0).to(weight.dtype) if weight is not None else None
         dbias = db.sum(0).to(weight.dtype if weight is not None else dy.dtype) if ctx.has_bias else None
         return dx.view(dy.shape), dweight, dbias, None

@@ -9,7 +9,8 @@ Backward, with w' the effective gain (weight or 1 + weight) and g = dL/dy:
   ds    = rstd * (g w' - x_hat * mean(g w' x_hat))   (+ dL/ds_out for the fused variant's second output)
   dw    = sum over rows of g * x_hat                  (partial sums per program, reduced by torch)
 
-Layout: one program per row in the forward; a persistent grid in the backward so each program keeps a dw
+Layout: one program per row in the forward; a persistent grid in the backward (ROWS rows per iteration, so
+several rows' loads are in flight before a reduction waits) where each program keeps a dw
 partial in registers over many rows. Rows are the flattened leading dims; the last dim must fit one tile
 (D <= 65536). References: Zhang & Sennrich, 2019; the fused-backward layout follows Liger-Kernel's idea.
 """
@@ -50,32 +51,39 @@ def _rms_norm_fwd(X, R, W, Y, S, RSTD, stride_x, stride_r, stride_y, stride_s, n
 
 @triton.jit
 def _rms_norm_bwd(DY, X, W, RSTD, DS, DX, DW, stride_dy, stride_x, stride_ds, stride_dx, n_rows, n_cols,
-                  HAS_DRES: tl.constexpr, OFFSET: tl.constexpr, BLOCK: tl.constexpr):
+                  HAS_DRES: tl.constexpr, OFFSET: tl.constexpr, BLOCK: tl.constexpr, ROWS: tl.constexpr):
     pid = tl.program_id(0)
     cols = tl.arange(0, BLOCK)
-    mask = cols < n_cols
-    w = tl.load(W + cols, mask=mask, other=0.0).to(tl.float32)
+    col_ok = cols < n_cols
+    w = tl.load(W + cols, mask=col_ok, other=0.0).to(tl.float32)
     if OFFSET:
         w = w + 1.0
-    dw = tl.zeros((BLOCK,), dtype=tl.float32)  # this program's partial sum of g * x_hat
-    first = pid.to(tl.int64)  # int64 offsets: rows * stride can pass 2^31 elements
+    dw = tl.zeros((ROWS, BLOCK), dtype=tl.float32)  # this program's partial sums of g * x_hat
     step = tl.num_programs(0)
-    for it in range(0, tl.cdiv(n_rows - pid, step)):
-        row64 = first + it * step
-        g = tl.load(DY + row64 * stride_dy + cols, mask=mask, other=0.0).to(tl.float32)
-        x = tl.load(X + row64 * stride_x + cols, mask=mask, other=0.0)
-        rstd = tl.load(RSTD + row64)
-        x_hat = x.to(tl.float32) * rstd
+    n_blocks = tl.cdiv(n_rows, ROWS)
+    # ROWS rows per iteration: their loads are all in flight before the first reduction waits on them
+    for it in range(0, tl.cdiv(n_blocks - pid, step)):
+        rows = (pid + it * step).to(tl.int64) * ROWS + tl.arange(0, ROWS)  # int64: rows * stride may pass 2^31
+        mask = (rows < n_rows)[:, None] & col_ok[None, :]
+        g = tl.load(DY + rows[:, None] * stride_dy + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+        x = tl.load(X + rows[:, None] * stride_x + cols[None, :], mask=mask, other=0.0)
+        rstd = tl.load(RSTD + rows, mask=rows < n_rows, other=0.0)
+        x_hat = x.to(tl.float32) * rstd[:, None]
         if OFFSET:
             dw += g * x_hat
         else:
             dw += g * x_hat.to(X.dtype.element_ty).to(tl.float32)
-        gw = g * w
-        dx = rstd * (gw - x_hat * (tl.sum(gw * x_hat, axis=0) / n_cols))
+        gw = g * w[None, :]
+        dx = rstd[:, None] * (gw - x_hat * (tl.sum(gw * x_hat, axis=1) / n_cols)[:, None])
         if HAS_DRES:
-            dx += tl.load(DS + row64 * stride_ds + cols, mask=mask, other=0.0).to(tl.float32)
-        tl.store(DX + row64 * stride_dx + cols, dx.to(DX.dtype.element_ty), mask=mask)
-    tl.store(DW + pid * n_cols + cols, dw, mask=mask)
+            dx += tl.load(DS + rows[:, None] * stride_ds + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+        tl.store(DX + rows[:, None] * stride_dx + cols[None, :], dx.to(DX.dtype.element_ty), mask=mask)
+    tl.store(DW + pid * n_cols + cols, tl.sum(dw, axis=0), mask=col_ok)
+
+
+def bwd_rows(block: int) -> int:
+    """Rows per backward iteration: about 8192 elements in flight per program."""
+    return max(1, min(16, 8192 // block))
 
 
 def _rows(t: torch.Tensor) -> torch.Tensor:
@@ -109,14 +117,15 @@ def rms_norm_backward(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, r
                       ds: torch.Tensor | None, offset: bool) -> tuple[torch.Tensor, torch.Tensor]:
     n_rows, n_cols = x.shape
     dx = torch.empty_like(x)
-    programs = num_programs(x, n_rows)
-    dw_partial = torch.empty((programs, n_cols), dtype=torch.float32, device=x.device)
     block = row_block(n_cols)
+    rows = bwd_rows(block)
+    programs = num_programs(x, triton.cdiv(n_rows, rows))
+    dw_partial = torch.empty((programs, n_cols), dtype=torch.float32, device=x.device)
     if n_rows:
         _rms_norm_bwd[(programs,)](
             dy, x, weight, rstd, ds if ds is not None else dy, dx, dw_partial,
             dy.stride(0), x.stride(0), ds.stride(0) if ds is not None else 0, dx.stride(0), n_rows, n_cols,
-            HAS_DRES=ds is not None, OFFSET=offset, BLOCK=block, num_warps=row_warps(block))
+            HAS_DRES=ds is not None, OFFSET=offset, BLOCK=block, ROWS=rows, num_warps=row_warps(block * rows))
     else:
         dw_partial.zero_()
     return dx, dw_partial.sum(0).to(weight.dtype)

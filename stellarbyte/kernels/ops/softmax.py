@@ -1,7 +1,7 @@
 """Row-wise softmax in Triton, forward and backward, numerically stable for any row length.
 
 Math: y_j = exp(x_j - m) / l with m = max_j x_j and l = sum_j exp(x_j - m) (float32 inside the kernel).
-Rows that fit one tile (<= 16384 elements) are read once. Longer rows use the online form (Milakov &
+Rows that fit one tile (<= 32768 elements) are read once. Longer rows use the online form (Milakov &
 Gimelshein, 2018): one pass keeps a running max m and a running sum l, rescaling l by exp(m_old - m_new)
 whenever the max grows, then a second pass writes y. The backward is dx = y * (dy - sum_j dy_j y_j).
 Other dims are moved to the last one (a copy) before the launch.
@@ -15,7 +15,7 @@ import triton.language as tl
 
 from stellarbyte.kernels.ops._common import check_device, row_warps
 
-TILE_MAX = 16384
+TILE_MAX = 32768
 
 
 @triton.jit
