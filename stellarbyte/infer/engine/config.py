@@ -1,0 +1,44 @@
+"""Engine settings (vLLM names) and the KV-pool sizing rule.
+
+KV memory: num_blocks if given, else kv_cache_memory_bytes // bytes_per_block (see kv_cache.py), else enough
+blocks for max_num_seqs sequences of a full context window, capped at DEFAULT_KV_BYTES.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_KV_BYTES = 1 << 30  # 1 GiB
+
+
+@dataclass(slots=True)
+class EngineConfig:
+    block_size: int = 16  # tokens per KV block
+    num_blocks: int | None = None  # KV pool size in blocks (overrides the memory budget)
+    kv_cache_memory_bytes: int | None = None  # KV pool size in bytes
+    max_num_seqs: int = 64  # sequences in one step
+    max_num_batched_tokens: int = 2048  # tokens computed in one step (prefill chunks + decodes)
+    enable_prefix_caching: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("block_size", "max_num_seqs", "max_num_batched_tokens"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"EngineConfig.{name}={value!r} must be an int >= 1")
+        if self.num_blocks is not None and (not isinstance(self.num_blocks, int) or self.num_blocks < 1):
+            raise ValueError(f"EngineConfig.num_blocks={self.num_blocks!r} must be an int >= 1 or None")
+        if self.kv_cache_memory_bytes is not None and self.kv_cache_memory_bytes < 1:
+            raise ValueError(f"EngineConfig.kv_cache_memory_bytes={self.kv_cache_memory_bytes!r} must be > 0")
+
+    def resolve_num_blocks(self, bytes_per_block: int, context_length: int) -> int:
+        if self.num_blocks is not None:
+            return self.num_blocks
+        budget = self.kv_cache_memory_bytes
+        if budget is None:
+            per_seq = -(-context_length // self.block_size)
+            return max(1, min(self.max_num_seqs * per_seq, DEFAULT_KV_BYTES // bytes_per_block))
+        blocks = budget // bytes_per_block
+        if blocks < 1:
+            raise ValueError(f"kv_cache_memory_bytes={budget} is smaller than one KV block ({bytes_per_block} "
+                             f"bytes); raise it or lower block_size")
+        return blocks

@@ -1,0 +1,188 @@
+"""LLMEngine: requests in, one scheduled model step at a time, outputs back.
+
+Reference: vLLM's LLMEngine (add_request / step / has_unfinished_requests / abort_request).
+One step: scheduler picks sequences and token counts -> model runner computes their K/V into the paged
+cache and returns next-token logits -> newly full blocks enter the prefix cache -> sequences whose tokens
+are now all computed get a sampled token -> stop checks (EOS, stop token ids, stop strings, max_tokens,
+context window) -> finished sequences release their blocks.
+Contract: requests that could never fit (prompt + max_tokens beyond the context window or the whole block
+pool) are refused at add_request with a ValueError, so a running engine cannot deadlock.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from stellarbyte.infer.engine.block_manager import BlockManager
+from stellarbyte.infer.engine.config import EngineConfig
+from stellarbyte.infer.engine.kv_cache import PagedKVCache, bytes_per_block
+from stellarbyte.infer.engine.model_runner import ModelRunner
+from stellarbyte.infer.engine.outputs import CompletionOutput, RequestOutput
+from stellarbyte.infer.engine.sampler import sample
+from stellarbyte.infer.engine.sampling_params import SamplingParams
+from stellarbyte.infer.engine.scheduler import Scheduler
+from stellarbyte.infer.engine.sequence import Sequence
+
+
+@dataclass(slots=True)
+class EngineStats:
+    num_steps: int = 0
+    num_batched_tokens: int = 0  # tokens computed (prefill + decode), summed over steps
+    num_generated_tokens: int = 0
+    num_preemptions: int = 0
+    prefix_cache_hit_rate: float = 0.0
+    num_free_blocks: int = 0
+    num_blocks: int = 0
+
+
+class LLMEngine:
+    def __init__(self, model, config: EngineConfig | None = None, tokenizer: Any = None) -> None:
+        self.model = model.eval()
+        self.config = config or EngineConfig()
+        self.tokenizer = tokenizer
+        mc = model.config
+        if mc.attention_type != "mha":
+            raise ValueError(f"the paged engine supports attention_type='mha' (GQA/MQA included), not "
+                             f"{mc.attention_type!r}")
+        self.context_length = mc.context_length
+        per_block = bytes_per_block(mc.num_hidden_layers, self.config.block_size, mc.num_key_value_heads,
+                                    mc.head_dim, model.dtype)
+        num_blocks = self.config.resolve_num_blocks(per_block, self.context_length)
+        self.kv_cache = PagedKVCache(mc.num_hidden_layers, num_blocks, self.config.block_size,
+                                     mc.num_key_value_heads, mc.head_dim, model.dtype, model.device)
+        self.block_manager = BlockManager(num_blocks, self.config.block_size, self.config.enable_prefix_caching)
+        self.scheduler = Scheduler(self.block_manager, self.config.max_num_seqs, self.config.max_num_batched_tokens)
+        self.runner = ModelRunner(model, self.kv_cache)
+        generation_config = getattr(model, "generation_config", None) or {}
+        eos = generation_config.get("eos_token_id", mc.eos_token_id)
+        self.eos_token_ids = set() if eos is None else ({eos} if isinstance(eos, int) else set(eos))
+        self.requests: dict[str, list[Sequence]] = {}
+        self.prompts: dict[str, str | None] = {}
+        self._ids = itertools.count()
+        self.stats = EngineStats(num_blocks=num_blocks)
+
+    # ---- requests ------------------------------------------------------------------------------------------
+    def add_request(self, prompt_token_ids: list[int], params: SamplingParams | None = None,
+                    request_id: str | None = None, prompt: str | None = None) -> str:
+        params = params or SamplingParams()
+        request_id = str(next(self._ids)) if request_id is None else request_id
+        if request_id in self.requests:
+            raise ValueError(f"request_id {request_id!r} is already in use; pass a unique id")
+        ids = list(prompt_token_ids)
+        vocab = self.model.config.vocab_size
+        if not ids:
+            raise ValueError("the prompt is empty; pass at least one token id (e.g. the BOS token)")
+        bad = [t for t in ids if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < vocab]
+        if bad:
+            raise ValueError(f"prompt token ids must be ints in [0, {vocab}); got {bad[:5]}")
+        if len(ids) >= self.context_length:
+            raise ValueError(f"the prompt has {len(ids)} tokens but the context window is {self.context_length}; "
+                             f"truncate it to at most {self.context_length - 1} tokens")
+        room = self.context_length - len(ids)
+        if params.max_tokens is not None and params.max_tokens > room:
+            raise ValueError(f"prompt ({len(ids)} tokens) + max_tokens ({params.max_tokens}) exceeds the context "
+                             f"window ({self.context_length}); use max_tokens <= {room}")
+        max_tokens = params.max_tokens or room
+        need = self.block_manager.blocks_needed(len(ids) + max_tokens)
+        if need > self.kv_cache.num_blocks:
+            raise ValueError(f"a {len(ids)}-token prompt with max_tokens={max_tokens} needs {need} KV blocks but the "
+                             f"pool has {self.kv_cache.num_blocks}; raise num_blocks/kv_cache_memory_bytes")
+        if params.stop and self.tokenizer is None:
+            raise ValueError("stop strings need a tokenizer; pass one to the engine or use stop_token_ids")
+        seqs = []
+        for i in range(params.n):
+            seq = Sequence(request_id, ids, params, index=i)
+            if params.seed is not None:
+                seq.generator = torch.Generator(device=self.model.device).manual_seed(params.seed + i)
+            seqs.append(seq)
+            self.scheduler.add(seq)
+        self.requests[request_id] = seqs
+        self.prompts[request_id] = prompt
+        return request_id
+
+    def abort_request(self, request_id: str) -> None:
+        for seq in self.requests.pop(request_id, []):
+            if not seq.is_finished:
+                self.scheduler.finish(seq)
+        self.prompts.pop(request_id, None)
+
+    def has_unfinished_requests(self) -> bool:
+        return self.scheduler.has_unfinished()
+
+    # ---- one step ------------------------------------------------------------------------------------------
+    def step(self) -> list[RequestOutput]:
+        """Run one model step; return the outputs of requests that advanced (finished ones are released)."""
+        batch = self.scheduler.schedule()
+        if not batch.seqs:
+            if self.scheduler.has_unfinished() and not batch.preempted:
+                raise RuntimeError("the scheduler could not place any sequence although requests are waiting; "
+                                   "the KV pool is too small for them")
+            return []
+        logits = self.runner.run(batch)  # (B, V)
+        done_rows = []
+        for row, (seq, n) in enumerate(zip(batch.seqs, batch.num_new_tokens)):
+            seq.num_computed_tokens += n
+            self.block_manager.cache_computed_blocks(seq)
+            if seq.num_computed_tokens == len(seq):
+                done_rows.append(row)
+        self.stats.num_steps += 1
+        self.stats.num_batched_tokens += batch.num_tokens
+        touched = []
+        if done_rows:
+            seqs = [batch.seqs[r] for r in done_rows]
+            tokens, logprobs = sample(logits[done_rows], seqs)
+            for seq, token, lp in zip(seqs, tokens, logprobs):
+                seq.append_token(token)
+                if lp is not None:
+                    seq.logprobs.append(lp)
+                self._check_stop(seq, token)
+                if seq.finish_reason is not None:
+                    self.scheduler.finish(seq)
+                if seq.request_id not in touched:
+                    touched.append(seq.request_id)
+            self.stats.num_generated_tokens += len(tokens)
+        return [self._output(rid) for rid in touched]
+
+    def _check_stop(self, seq: Sequence, token: int) -> None:
+        p = seq.params
+        if self.tokenizer is not None:
+            seq.output_text = self.tokenizer.decode(seq.output_token_ids, skip_special_tokens=True)
+            for stop in p.stop:
+                at = seq.output_text.find(stop)
+                if at != -1:
+                    seq.output_text = seq.output_text[:at]  # the stop string is not part of the output
+                    seq.finish_reason, seq.stop_reason = "stop", stop
+                    return
+        if token in p.stop_token_ids or (not p.ignore_eos and token in self.eos_token_ids):
+            seq.finish_reason, seq.stop_reason = "stop", token
+        elif seq.num_output_tokens == p.max_tokens or len(seq) >= self.context_length:
+            seq.finish_reason = "length"
+
+    def _output(self, request_id: str) -> RequestOutput:
+        seqs = self.requests[request_id]
+        completions = []
+        for seq in seqs:
+            lps = seq.logprobs if seq.params.logprobs is not None else None
+            cumulative = None
+            if lps is not None:
+                cumulative = sum(lp[t] for lp, t in zip(lps, seq.output_token_ids))
+            completions.append(CompletionOutput(seq.index, seq.output_text, list(seq.output_token_ids),
+                                                seq.finish_reason, seq.stop_reason, lps, cumulative))
+        finished = all(s.is_finished for s in seqs)
+        out = RequestOutput(request_id, self.prompts.get(request_id), seqs[0].prompt_token_ids, completions,
+                            finished, seqs[0].num_cached_tokens)
+        if finished:
+            del self.requests[request_id]
+            self.prompts.pop(request_id, None)
+        return out
+
+    def get_stats(self) -> EngineStats:
+        s = self.stats
+        s.num_preemptions = self.scheduler.num_preemptions
+        s.prefix_cache_hit_rate = self.block_manager.stats.hit_rate
+        s.num_free_blocks = self.block_manager.num_free_blocks
+        return s
