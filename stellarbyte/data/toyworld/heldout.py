@@ -1,6 +1,6 @@
 """The held-out split: which facts, sums and lists never appear in any training file.
 
-Evaluation on the toy world should measure what a model learned, not what it memorised as a string. Three kinds of
+Evaluation on the toy world should measure what a model learned, not what it memorised as a string. Four kinds of
 held-out items, each decided by a pure coin `stable_unit(seed, ...)` so no list of them has to be kept in memory
 while gigabytes stream to disk:
 
@@ -15,8 +15,9 @@ while gigabytes stream to disk:
     learned on other people to a fact it only read.
 (c) lists: multisets of words/numbers that never appear in a training list instruction in any order.
 
-Contract: `training_may_use_*` is the gate every training generator passes its candidates through; the held-out
-evaluation draws only items the gate rejects. Tests scan the written files to confirm it.
+Contract: `training_may_use_arith`, `is_heldout_fact` and `is_heldout_list` are the gates every training generator
+passes its candidates through; the held-out evaluation draws only items they reject. Tests scan the written files
+(not the generator's intentions) to confirm it.
 """
 
 from __future__ import annotations
