@@ -90,7 +90,8 @@ def _check_out_dir(out: Path, seed: int, size_bytes: int, overwrite: bool) -> di
         if not same and not overwrite:
             raise FileExistsError(
                 f"{out} already holds a different toy world (version={old.get('version')}, seed={old.get('seed')}, "
-                f"size_bytes={old.get('size_bytes')}); choose another output directory, delete it, or overwrite=True"
+                f"size_bytes={old.get('size_bytes')}); choose another output directory, delete it, or pass "
+                "overwrite=True (--overwrite on the command line)"
             )
         manifest_path.unlink()  # from here on the directory is not a complete dataset
         return None
