@@ -155,3 +155,22 @@ def test_cli_run_prints_a_table(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "pretrain/train.txt" in out and "MB/s" in out and "fact_home" in out
     assert json.loads((tmp_path / "cli/manifest.json").read_text())["seed"] == 3
+
+
+@pytest.mark.slow  # two fresh interpreters importing torch: ~9 s on 2 cores
+def test_determinism_across_processes_and_hash_seeds(tmp_path):
+    """Set iteration order and str hashing change with PYTHONHASHSEED; the files must not."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import json, sys; from stellarbyte.data.toyworld.build import build_toyworld; "
+            "m = build_toyworld(sys.argv[1], '300KB', 4); "
+            "print(json.dumps({k: v['sha256'] for k, v in m['files'].items()}))")
+    shas = []
+    for hash_seed, name in (("1", "a"), ("12345", "b")):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        done = subprocess.run([sys.executable, "-c", code, str(tmp_path / name)], env=env, capture_output=True,
+                              text=True, check=True, cwd=os.getcwd())
+        shas.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert shas[0] == shas[1] and len(shas[0]) == len(LAYOUT)
