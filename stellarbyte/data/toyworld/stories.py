@@ -80,12 +80,12 @@ CHILD_PLOTS: dict[str, tuple[tuple[str, ...], ...]] = {
         ("They stayed until the sky turned {r_color}.", "When it was time to go home, they were tired but happy."),
     ),
     "bake": (
-        ("{n} wanted to make {food} for {friend}.", "{n} had an idea: {he} would cook {food} for everyone."),
+        ("{n} wanted to make {bake} for {friend}.", "{n} had an idea: {he} would bake {bake} for everyone."),
         ("{He} got a big bowl, a spoon and a {r_tadj} cup.", "{He} asked {pet_name} to watch."),
         ("Oops! {He} dropped the bowl and made a mess.", "The kitchen was very {r_tadj} and sticky."),
         ("{n} did not give up.", "{He} cleaned up and tried again, slowly and carefully."),
-        ("This time the {food} came out just right.", "Soon the house smelled wonderful."),
-        ("{friend} said it was the best {food} ever.", "They shared the {food} and smiled."),
+        ("This time the {bake} came out just right.", "Soon the house smelled wonderful."),
+        ("{friend} said it was the best {bake} ever.", "They shared the {bake} and smiled."),
     ),
     "rain": (
         ("{n} wanted to {act} outside.", "{n} put on {his} {color} boots and went to the {place}."),
@@ -123,11 +123,11 @@ ADULT_PLOTS: dict[str, tuple[tuple[str, ...], ...]] = {
         ("That evening, {n} told {pet_name} the {pet} all about it.", "{n} went home tired but proud."),
     ),
     "garden": (
-        ("{n} had a small garden behind {his} house in {home}.", "{n} wanted to grow {food} in {his} garden."),
+        ("{n} had a small garden behind {his} house in {home}.", "{n} wanted to grow {crop} in {his} garden."),
         ("{He} planted seeds and watered them every day.", "{His} {pet} {pet_name} liked to dig near the seeds."),
         ("For a long time, nothing happened.", "Then a {r_animal} came and ate some leaves."),
         ("{n} was patient.", "{n} did not give up and built a {r_tadj} fence."),
-        ("At last, the plants grew tall and strong.", "Soon there was {food} for everyone."),
+        ("At last, the plants grew tall and strong.", "Soon there were {crop} for everyone."),
         ("{He} shared it with {friend} and the neighbours.", "{friend} said thank you with a big smile."),
     ),
 }
@@ -160,6 +160,9 @@ MORALS = (
 FEARS = ("the dark", "thunder", "big dogs", "the deep water", "loud noises", "the old attic", "spiders",
          "the tall slide", "the first day of school", "the wind at night")
 MOVES = ("hopped", "flew", "ran", "crawled", "swam", "waddled", "scurried", "trotted")
+BAKES = ("cookies", "cake", "pie", "bread", "muffins", "pancakes", "biscuits", "waffles", "pizza", "buns")
+CROPS = ("carrots", "peas", "potatoes", "tomatoes", "pumpkins", "strawberries", "beans", "apples", "pears", "plums",
+         "cherries", "melons", "lemons", "blueberries")
 HAPPY = ("happy", "glad", "cheerful", "joyful", "proud", "excited", "thankful")
 SAD = ("sad", "upset", "worried", "lonely", "grumpy", "nervous", "scared")
 
@@ -198,6 +201,7 @@ def _base_slots(rng: random.Random, world: World, p: Person) -> dict[str, str]:
         "place": rng.choice(vocab.PLACES), "act": act[0], "acting": act[2], "weather": rng.choice(vocab.WEATHER),
         "time": rng.choice(vocab.TIMES), "sound": rng.choice(vocab.SOUNDS), "animal": rng.choice(vocab.WILD_ANIMALS),
         "feature": world.town_by_name[p.home].feature, "fear": rng.choice(FEARS), "moral": rng.choice(MORALS),
+        "bake": rng.choice(BAKES), "crop": rng.choice(CROPS),
         "he": p.he, "his": p.his, "him": p.him, "He": capitalize(p.he), "His": capitalize(p.his),
     }
     return slots
