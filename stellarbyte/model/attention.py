@@ -50,6 +50,11 @@ def eager_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: tor
 
 def sdpa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
                    is_causal: bool, scale: float, dropout: float) -> torch.Tensor:
+    groups = q.shape[1] // k.shape[1]
+    if mask is not None and groups > 1:
+        # SDPA's native GQA has no fused kernel with an explicit mask (it falls back to the math path on CUDA);
+        # repeating the KV heads keeps the efficient kernels.
+        k, v = repeat_kv(k, groups), repeat_kv(v, groups)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=None if is_causal else mask, dropout_p=dropout,
                                           is_causal=is_causal, scale=scale, enable_gqa=k.shape[1] != q.shape[1])
 
