@@ -2,7 +2,8 @@
 
 Each verb lives beside the code it drives, in a module exposing `add_parser(subparsers, verb)`, which
 registers an argparse sub-parser named `verb` whose `func` default takes the parsed namespace and returns an
-exit code. Modules are imported lazily, so `stellarbyte --help` stays fast and one broken verb cannot take the others down.
+exit code. Modules are imported lazily, so `stellarbyte --help` stays fast and one broken verb cannot take
+the others down.
 
 User errors (bad config, missing path, invalid data) raise ValueError / FileNotFoundError / StellarByteError;
 `main` prints them as one line and exits with status 2 instead of a traceback.
