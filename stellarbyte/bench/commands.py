@@ -11,6 +11,7 @@ import importlib
 
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "generate": ("stellarbyte.bench.generate", "greedy tokens/s: KV cache vs none vs transformers' generate()"),
+    "hf-load": ("stellarbyte.hf.load_bench", "checkpoint load/save time vs transformers' from_pretrained"),
     "tokenizer": ("stellarbyte.bench.tokenizer", "tokenizer encode throughput and BPE training time"),
     "dedup": ("stellarbyte.bench.dedup", "near-duplicate detector precision/recall on planted duplicates"),
     "kernels": ("stellarbyte.bench.kernels", "kernel sweep vs torch eager, torch.compile and Liger-Kernel"),
