@@ -32,4 +32,4 @@ class RequestOutput:
     prompt_token_ids: list[int]
     outputs: list[CompletionOutput] = field(default_factory=list)
     finished: bool = False
-    num_cached_tokens: int = 0  # prompt tokens served from the prefix cache (first admission)
+    num_cached_tokens: int = 0  # tokens served from the prefix cache at the latest admission
