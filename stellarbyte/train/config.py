@@ -36,6 +36,9 @@ class TrainConfig:
     batch_size: int = 8                   # sequences per micro-batch
     grad_accum: int = 1                   # micro-batches per optimizer step
     shuffle: bool = True
+    sft_train: str | None = None          # SFT: conversations JSONL (stellarbyte.data.conversations formats)
+    sft_val: str | None = None            # SFT: validation conversations JSONL
+    tokenizer: str | None = None          # SFT: tokenizer directory (stellarbyte tokenizer train)
     # optimizer
     optimizer: str = "adamw"
     lr: float = 3e-4

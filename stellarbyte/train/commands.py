@@ -1,0 +1,192 @@
+"""`stellarbyte pretrain` and `stellarbyte sft`: a YAML TrainConfig, command-line overrides, one Trainer.
+
+    stellarbyte pretrain --config configs/tiny-cpu.yaml --data-dir data/packed --run-dir runs/tiny --max-steps 200
+    stellarbyte pretrain --config configs/tiny-cpu.yaml --run-dir runs/tiny --resume
+    stellarbyte sft --config configs/tiny-cpu.yaml --init-from runs/tiny/model --sft-train sft/train.jsonl \
+        --tokenizer tok/ --run-dir runs/tiny-sft
+    stellarbyte pretrain ... --set model.hidden_size=256       # any model field
+
+Every TrainConfig field is a flag (--max-steps, --lr, ...); values are parsed as YAML (so lists and booleans work:
+--betas "[0.9, 0.95]", --compile true). The resolved config is saved as <run_dir>/config.yaml, the final weights
+as <run_dir>/model (save_pretrained: what `stellarbyte chat` / `generate` open).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from stellarbyte.train.config import TrainConfig, load_config
+
+# fields that change parameter shapes or what the weights mean; runtime choices (attention kernel, dropout) may differ
+ARCH_FIELDS = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+               "num_key_value_heads", "head_dim", "position_embedding_type", "norm_type", "norm_scheme", "mlp_type",
+               "qkv_bias", "attention_out_bias", "mlp_bias", "qk_norm", "parallel_residual", "tie_word_embeddings")
+
+FIELD_HELP = {
+    "init_from": "model directory (save_pretrained) to start from: continued pretraining, or SFT of a base model",
+    "data_dir": "packed dataset directory (stellarbyte data pack); pretraining reads its train/validation splits",
+    "seq_len": "tokens per sequence (pretraining windows; SFT max length)",
+    "batch_size": "sequences per micro-batch",
+    "grad_accum": "micro-batches per optimizer step (global batch = batch_size * grad_accum)",
+    "shuffle": "shuffle pretraining windows each epoch (seeded)",
+    "sft_train": "SFT conversations JSONL ({'messages': [...]} per line)",
+    "sft_val": "SFT validation conversations JSONL",
+    "tokenizer": "tokenizer directory (SFT renders conversations with its chat template)",
+    "optimizer": "adamw (torch, fused on CUDA), adamw_scratch (the from-scratch AdamW) or muon",
+    "lr": "peak learning rate (AdamW groups)", "betas": "AdamW betas, e.g. [0.9, 0.95]", "eps": "AdamW epsilon",
+    "weight_decay": "decoupled weight decay on matrices (dim >= 2); norms and biases never decay",
+    "decay_embeddings": "also decay embedding / LM-head matrices (nanoGPT does)",
+    "muon_lr": "Muon learning rate for hidden matrices", "muon_momentum": "Muon Nesterov momentum",
+    "grad_clip": "max global gradient norm (0 = no clipping)", "max_steps": "optimizer steps to train",
+    "lr_schedule": "cosine (linear warmup + cosine), wsd (warmup-stable-decay) or constant",
+    "warmup_steps": "linear warmup steps", "min_lr_ratio": "final lr as a fraction of the peak",
+    "decay_fraction": "wsd: fraction of post-warmup steps spent decaying",
+    "decay_shape": "wsd decay: linear, cosine or 1-sqrt",
+    "precision": "auto, fp32, bf16 (autocast) or fp16 (autocast + GradScaler)",
+    "device": "auto, cpu, cuda, cuda:1, ...", "compile": "torch.compile the model's forward",
+    "gradient_checkpointing": "recompute block activations in backward (less memory, ~33%% more compute)",
+    "empty_cache_every": "gc + CUDA cache release every N steps (0 = never)",
+    "peak_flops": "device peak FLOP/s for MFU (0 = look up the GPU)",
+    "eval_every": "validate every N steps (0 = never)", "eval_batches": "validation batches per evaluation",
+    "save_every": "checkpoint every N steps (0 = only at the end and on SIGINT/SIGTERM)",
+    "keep_last": "checkpoints to keep (plus the best by validation loss)",
+    "log_every": "write metrics every N steps", "max_bad_steps": "consecutive NaN/Inf steps before aborting",
+    "seed": "seed for weights, data order and dropout", "run_dir": "output directory (checkpoints, logs, model)",
+    "progress": "show the progress bar",
+}
+
+
+def add_parser(subparsers: Any, verb: str) -> argparse.ArgumentParser:
+    what = "pretrain a model on a packed dataset" if verb == "pretrain" else "supervised fine-tuning on conversations"
+    parser = subparsers.add_parser(verb, help=what, description=f"{what[0].upper()}{what[1:]}. Every field of the "
+                                   "YAML config can be overridden by its flag.",
+                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--config", required=True, help="YAML config (configs/tiny-cpu.yaml, ...)")
+    parser.add_argument("--resume", action="store_true", help="continue from <run_dir>/checkpoints/latest")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override any field, model fields as model.NAME=VALUE (repeatable)")
+    for f in dataclasses.fields(TrainConfig):
+        if f.name == "model":
+            continue
+        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f"field_{f.name}", default=None, metavar="V",
+                            help=FIELD_HELP.get(f.name, f.name))
+    parser.set_defaults(func=lambda args: run(args, verb))
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    out = [f"{k[len('field_'):]}={v}" for k, v in vars(args).items() if k.startswith("field_") and v is not None]
+    return out + list(args.set)
+
+
+def build_model(cfg: TrainConfig):
+    """A fresh ByteModel from cfg.model, or the weights at cfg.init_from (whose architecture must match)."""
+    from stellarbyte import ByteModel
+
+    if cfg.init_from:
+        if not Path(cfg.init_from).is_dir():
+            raise FileNotFoundError(f"{cfg.init_from}: --init-from must be a model directory written by "
+                                    f"save_pretrained (a run's model/ folder)")
+        model = ByteModel.from_pretrained(cfg.init_from)
+        if cfg.model:
+            want = cfg.model_config().to_dict()
+            have = model.config.to_dict()
+            diff = [k for k in ARCH_FIELDS if want.get(k) != have.get(k)]
+            if diff:
+                raise ValueError(f"{cfg.init_from} has another architecture than the config's model "
+                                 f"({', '.join(f'{k}: {have[k]} vs {want[k]}' for k in diff[:4])}); drop the "
+                                 f"model: section or point --init-from at a matching checkpoint")
+        return model.float()
+    if not cfg.model:
+        raise ValueError("the config has no model: section and no init_from; add one or pass --init-from")
+    return ByteModel(cfg.model_config())
+
+
+def _seed(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+    import numpy as np
+
+    np.random.seed(seed)
+
+
+def _pretrain_data(cfg: TrainConfig, vocab_size: int):
+    from stellarbyte.data.pack import read_index
+    from stellarbyte.train.batches import pretrain_batches, validation_batches
+
+    if not cfg.data_dir:
+        raise ValueError("pretraining needs data_dir (--data-dir DIR, a packed dataset from `stellarbyte data pack`)")
+    train = pretrain_batches(cfg.data_dir, cfg.batch_size, cfg.seq_len, shuffle=cfg.shuffle, seed=cfg.seed)
+    data_vocab = read_index(cfg.data_dir).get("vocab_size", 0)
+    if data_vocab > vocab_size:
+        raise ValueError(f"{cfg.data_dir} was tokenized with vocab_size {data_vocab} but the model has "
+                         f"{vocab_size}; set model.vocab_size >= {data_vocab}")
+    val = None
+    if cfg.eval_every:
+        try:
+            val = validation_batches(cfg.data_dir, cfg.batch_size, cfg.seq_len, cfg.eval_batches)
+        except ValueError:
+            val = None  # validation split too small for one batch: train without evaluation
+    return train, val
+
+
+def _sft_data(cfg: TrainConfig):
+    from stellarbyte.data.records import Stats
+    from stellarbyte.data.sft import SFTConfig, build_sft_examples, pad_collate
+    from stellarbyte.data.tokenizing import load_tokenizer
+    from stellarbyte.train.batches import SFTBatches
+
+    if not cfg.sft_train or not cfg.tokenizer:
+        raise ValueError("SFT needs sft_train (--sft-train FILE.jsonl) and tokenizer (--tokenizer DIR)")
+    tokenizer = load_tokenizer(cfg.tokenizer)
+
+    def collated(path: str, shuffle: bool) -> list[dict]:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path}: no such conversations file")
+        with open(path) as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+        stats = Stats("sft")
+        examples = list(build_sft_examples(rows, tokenizer, SFTConfig(max_length=cfg.seq_len), stats))
+        if len(examples) < cfg.batch_size:
+            raise ValueError(f"{path}: {len(examples)} usable conversations, fewer than batch_size {cfg.batch_size} "
+                             f"(skipped: {dict(stats.reasons) or 'none'}); raise --seq-len or add data")
+        if shuffle:
+            random.Random(cfg.seed).shuffle(examples)
+        return [pad_collate(examples[i:i + cfg.batch_size], tokenizer.pad_token_id)
+                for i in range(0, len(examples) - cfg.batch_size + 1, cfg.batch_size)]
+
+    train = SFTBatches(collated(cfg.sft_train, cfg.shuffle))
+    val = None
+    if cfg.sft_val and cfg.eval_every:
+        val_batches = SFTBatches(collated(cfg.sft_val, False)).batches[:cfg.eval_batches]
+        val = lambda: iter(val_batches)  # noqa: E731
+    return train, val
+
+
+def run(args: argparse.Namespace, verb: str) -> int:
+    from stellarbyte.train.trainer import Trainer
+
+    cfg = load_config(args.config, _overrides(args))
+    _seed(cfg.seed)
+    model = build_model(cfg)
+    if verb == "pretrain":
+        train, val = _pretrain_data(cfg, model.config.vocab_size)
+    else:
+        train, val = _sft_data(cfg)
+    trainer = Trainer(model, cfg, train, val)
+    result = trainer.train(resume=args.resume)
+    out = Path(cfg.run_dir) / "model"
+    model.save_pretrained(out)
+    tps = trainer.throughput.mean_tokens_per_s
+    last = result.losses[max(result.losses)] if result.losses else float("nan")
+    print(f"{verb}: {result.status} at step {result.step}/{cfg.max_steps}; last loss {last:.4f}"
+          + (f"; val loss {trainer.last_val:.4f}" if trainer.last_val is not None else "")
+          + (f"; {tps:.0f} tokens/s" if tps else "") + f"; skipped steps {result.skipped_steps}; model -> {out}")
+    return 0 if result.status != "interrupted" else 130
