@@ -57,7 +57,8 @@ def test_pretrain_resume_then_sft(world, tmp_path, capsys):
     sft_run = tmp_path / "sft"
     assert main(["sft", "--config", str(world / "tiny.yaml"), "--init-from", str(run / "model"),
                  "--sft-train", str(world / "sft.jsonl"), "--sft-val", str(world / "sft.jsonl"),
-                 "--tokenizer", str(world / "tok"), "--run-dir", str(sft_run), "--set", "lr=1e-3", "--seq-len", "64"]) == 0
+                 "--tokenizer", str(world / "tok"), "--run-dir", str(sft_run), "--set", "lr=1e-3",
+                 "--seq-len", "64"]) == 0
     assert "sft: finished at step 6/6" in capsys.readouterr().out
     assert (sft_run / "model" / "config.json").is_file()
     # too short a max length leaves no assistant token: one clear error naming the reason and the fix
