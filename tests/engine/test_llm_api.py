@@ -115,3 +115,20 @@ def test_api_misuse():
     with pytest.raises(ValueError, match="already in use"):
         llm.engine.add_request([1], GREEDY, request_id="x")
         llm.engine.add_request([1], GREEDY, request_id="x")
+
+
+def test_interrupted_generate_releases_everything(monkeypatch):
+    llm = LLM(tiny_model(), block_size=4, num_blocks=16)
+    real_step, calls = llm.engine.step, []
+
+    def failing_step():
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_step()
+
+    monkeypatch.setattr(llm.engine, "step", failing_step)
+    with pytest.raises(KeyboardInterrupt):
+        llm.generate([[1, 2, 3, 4, 5], [6, 7]], GREEDY)
+    assert not llm.engine.has_unfinished_requests() and llm.engine.get_stats().num_free_blocks == 16
+    assert llm.engine.requests == {}

@@ -83,8 +83,13 @@ class LLM:
                 engine.abort_request(rid)
             raise
         finished: dict[str, RequestOutput] = {}
-        while engine.has_unfinished_requests():
-            for out in engine.step():
-                if out.finished:
-                    finished[out.request_id] = out
+        try:
+            while engine.has_unfinished_requests():
+                for out in engine.step():
+                    if out.finished:
+                        finished[out.request_id] = out
+        finally:  # an interrupted call (KeyboardInterrupt, a device error) must not leave blocks held
+            for rid in order:
+                if rid not in finished:
+                    engine.abort_request(rid)
         return [finished[rid] for rid in order]

@@ -51,11 +51,18 @@ def logprobs_row(logits: torch.Tensor, token: int, k: int) -> dict[int, float]:
     return out
 
 
+def _plain_greedy(seq: Sequence) -> bool:
+    p = seq.params
+    return p.greedy and p.repetition_penalty == 1.0 and not p.presence_penalty and not p.frequency_penalty
+
+
 def sample(logits: torch.Tensor, seqs: list[Sequence]) -> tuple[list[int], list[dict[int, float] | None]]:
-    tokens, logprobs = [], []
-    for row, seq in zip(logits, seqs):
-        token = sample_row(row, seq)
-        tokens.append(token)
+    if all(_plain_greedy(s) for s in seqs):  # the common batch: one argmax for every row
+        tokens = logits.argmax(-1).tolist()
+    else:
+        tokens = [sample_row(row, seq) for row, seq in zip(logits, seqs)]
+    logprobs = []
+    for row, seq, token in zip(logits, seqs, tokens):
         k = seq.params.logprobs
         logprobs.append(None if k is None else logprobs_row(row, token, k))
     return tokens, logprobs
