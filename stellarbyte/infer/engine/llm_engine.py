@@ -66,12 +66,11 @@ class LLMEngine:
         self.stats = EngineStats(num_blocks=num_blocks)
 
     # ---- requests ------------------------------------------------------------------------------------------
-    def add_request(self, prompt_token_ids: list[int], params: SamplingParams | None = None,
-                    request_id: str | None = None, prompt: str | None = None) -> str:
+    def check_request(self, prompt_token_ids: list[int], params: SamplingParams | None = None) -> list[int]:
+        """Validate a request without queueing it (servers call this before answering); returns the ids."""
         params = params or SamplingParams()
-        request_id = str(next(self._ids)) if request_id is None else request_id
-        if request_id in self.requests:
-            raise ValueError(f"request_id {request_id!r} is already in use; pass a unique id")
+        if not isinstance(params, SamplingParams):
+            raise ValueError(f"params must be a SamplingParams, got {type(params).__name__}")
         ids = list(prompt_token_ids)
         vocab = self.model.config.vocab_size
         if not ids:
@@ -93,6 +92,15 @@ class LLMEngine:
                              f"pool has {self.kv_cache.num_blocks}; raise num_blocks/kv_cache_memory_bytes")
         if params.stop and self.tokenizer is None:
             raise ValueError("stop strings need a tokenizer; pass one to the engine or use stop_token_ids")
+        return ids
+
+    def add_request(self, prompt_token_ids: list[int], params: SamplingParams | None = None,
+                    request_id: str | None = None, prompt: str | None = None) -> str:
+        params = params or SamplingParams()
+        ids = self.check_request(prompt_token_ids, params)
+        request_id = str(next(self._ids)) if request_id is None else request_id
+        if request_id in self.requests:
+            raise ValueError(f"request_id {request_id!r} is already in use; pass a unique id")
         seqs = []
         for i in range(params.n):
             seq = Sequence(request_id, ids, params, index=i)
