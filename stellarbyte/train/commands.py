@@ -60,6 +60,9 @@ FIELD_HELP = {
     "log_every": "write metrics every N steps", "max_bad_steps": "consecutive NaN/Inf steps before aborting",
     "seed": "seed for weights, data order and dropout", "run_dir": "output directory (checkpoints, logs, model)",
     "progress": "show the progress bar",
+    "telemetry_every": "log per-layer activation RMS and gradient norms every N steps (0 = off)",
+    "sample_prompts": "prompts to continue greedily at each evaluation (needs --tokenizer), e.g. '[\"Once\"]'",
+    "sample_tokens": "tokens generated per sample prompt",
 }
 
 
@@ -170,8 +173,30 @@ def _sft_data(cfg: TrainConfig):
     return train, val
 
 
+def make_sampler(cfg: TrainConfig):
+    """Greedy continuations of cfg.sample_prompts, logged at each evaluation (None without tokenizer/prompts)."""
+    if not cfg.sample_prompts or not cfg.tokenizer:
+        return None
+    from stellarbyte.data.tokenizing import load_tokenizer
+
+    tokenizer = load_tokenizer(cfg.tokenizer)
+
+    def sample(model) -> list[str]:
+        was_training = model.training
+        model.eval()
+        texts = []
+        for prompt in cfg.sample_prompts:
+            ids = torch.tensor([tokenizer.encode(prompt)], device=model.device)  # (1, P)
+            out = model.generate(ids, max_new_tokens=cfg.sample_tokens, do_sample=False)  # (1, P + new)
+            texts.append(prompt + tokenizer.decode(out[0, ids.shape[1]:].tolist()))
+        model.train(was_training)
+        return texts
+
+    return sample
+
+
 def run(args: argparse.Namespace, verb: str) -> int:
-    from stellarbyte.train.trainer import Trainer
+    from stellarbyte.train.trainer import Trainer, TrainingDiverged
 
     cfg = load_config(args.config, _overrides(args))
     _seed(cfg.seed)
@@ -180,13 +205,19 @@ def run(args: argparse.Namespace, verb: str) -> int:
         train, val = _pretrain_data(cfg, model.config.vocab_size)
     else:
         train, val = _sft_data(cfg)
-    trainer = Trainer(model, cfg, train, val)
-    result = trainer.train(resume=args.resume)
+    trainer = Trainer(model, cfg, train, val, sampler=make_sampler(cfg))
+    try:
+        result = trainer.train(resume=args.resume)
+    except (TrainingDiverged, OSError) as err:
+        if isinstance(err, FileNotFoundError):
+            raise
+        raise ValueError(str(err)) from err  # one line from the CLI (disk full, divergence), not a traceback
     out = Path(cfg.run_dir) / "model"
     model.save_pretrained(out)
-    tps = trainer.throughput.mean_tokens_per_s
+    tps = trainer.throughput.median_tokens_per_s
     last = result.losses[max(result.losses)] if result.losses else float("nan")
     print(f"{verb}: {result.status} at step {result.step}/{cfg.max_steps}; last loss {last:.4f}"
           + (f"; val loss {trainer.last_val:.4f}" if trainer.last_val is not None else "")
-          + (f"; {tps:.0f} tokens/s" if tps else "") + f"; skipped steps {result.skipped_steps}; model -> {out}")
+          + (f"; {tps:.0f} tokens/s (median step)" if tps else "")
+          + f"; skipped steps {result.skipped_steps}; model -> {out}")
     return 0 if result.status != "interrupted" else 130

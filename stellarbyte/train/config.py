@@ -69,6 +69,9 @@ class TrainConfig:
     save_every: int = 500
     keep_last: int = 3
     log_every: int = 10
+    telemetry_every: int = 0              # per-layer activation RMS and grad norms every N steps (0 = off)
+    sample_prompts: list[str] = field(default_factory=list)  # generated from at each eval (needs tokenizer)
+    sample_tokens: int = 32
     max_bad_steps: int = 5                # consecutive NaN/Inf steps before the run aborts (with a checkpoint)
     seed: int = 0
     run_dir: str = "runs/default"
@@ -99,6 +102,7 @@ class TrainConfig:
             (self.keep_last >= 1, "keep_last must be >= 1"),
             (self.max_bad_steps >= 1, "max_bad_steps must be >= 1"),
             (self.log_every >= 1, "log_every must be >= 1"),
+            (self.telemetry_every >= 0, "telemetry_every must be >= 0 (0 = off)"),
         ]
         for ok, message in checks:
             if not ok:

@@ -37,6 +37,7 @@ class Throughput:
         self.peak = peak_flops if peak_flops > 0 else default_peak_flops(device)
         self.flops_per_token = model_flops_per_token(model_config, seq_len) if model_config is not None else None
         self.steps, self.tokens, self.seconds = 0, 0, 0.0
+        self.rates: list[float] = []  # tokens/s of each step after the first
 
     def update(self, tokens: int, start: float) -> dict[str, float | None]:
         if self.device.type == "cuda":
@@ -46,6 +47,7 @@ class Throughput:
         if self.steps > 1:
             self.tokens += tokens
             self.seconds += dt
+            self.rates.append(tokens / dt)
         tps = tokens / dt
         mfu = None
         if self.peak and self.flops_per_token:
@@ -55,3 +57,12 @@ class Throughput:
     @property
     def mean_tokens_per_s(self) -> float | None:
         return self.tokens / self.seconds if self.seconds > 0 else None
+
+    @property
+    def median_tokens_per_s(self) -> float | None:
+        """Robust to a few slow steps (checkpoint I/O, other processes on a shared machine)."""
+        if not self.rates:
+            return None
+        ordered = sorted(self.rates)
+        mid = len(ordered) // 2
+        return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])

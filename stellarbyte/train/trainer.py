@@ -43,6 +43,7 @@ from stellarbyte.train.config import TrainConfig, save_config
 from stellarbyte.train.optim import build_optimizer
 from stellarbyte.train.runlog import RunLog
 from stellarbyte.train.schedule import build_scheduler
+from stellarbyte.train.telemetry import Telemetry
 from stellarbyte.train.throughput import Throughput
 
 LossFn = Callable[[nn.Module, Batch], torch.Tensor]
@@ -78,7 +79,8 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 class Trainer:
     def __init__(self, model: nn.Module, cfg: TrainConfig, train_data: Iterator[Batch],
                  val_data: Callable[[], Iterable[Batch]] | None = None, loss_fn: LossFn = lm_loss,
-                 on_step: Callable[[Trainer, dict], None] | None = None) -> None:
+                 on_step: Callable[[Trainer, dict], None] | None = None,
+                 sampler: Callable[[nn.Module], list[str]] | None = None) -> None:
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
         self.precision = resolve_precision(cfg.precision, self.device)
@@ -88,6 +90,8 @@ class Trainer:
         # the compiled wrapper runs forward; checkpoints always hold the plain module's state_dict
         self.forward_model = torch.compile(model) if cfg.compile else model
         self.train_data, self.val_data, self.loss_fn, self.on_step = train_data, val_data, loss_fn, on_step
+        self.sampler = sampler  # model -> a few generated texts, logged at each evaluation
+        self.telemetry = Telemetry(model)
         self.optimizer = build_optimizer(model, cfg)
         self.scheduler = build_scheduler(self.optimizer, cfg)
         self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
@@ -148,20 +152,33 @@ class Trainer:
         if n_targets == 0:
             raise ValueError(f"step {self.step + 1}: no targets in the batch (every label is -100); check the data")
         self.model.train()
+        every = self.cfg.telemetry_every
+        self.telemetry.recording = bool(every) and (self.step + 1) % every == 0
         loss_total = torch.zeros((), device=self.device)
         n_tokens = 0
-        for batch in micro:
-            batch = to_device(batch, self.device)
-            n_tokens += batch["input_ids"].numel()
-            with self._autocast():
-                loss = self.loss_fn(self.forward_model, batch) / n_targets
-            self.scaler.scale(loss).backward()
-            loss_total += loss.detach().float()
+        try:
+            for batch in micro:
+                batch = to_device(batch, self.device)
+                n_tokens += batch["input_ids"].numel()
+                with self._autocast():
+                    loss = self.loss_fn(self.forward_model, batch) / n_targets
+                self.scaler.scale(loss).backward()
+                loss_total += loss.detach().float()
+        except torch.cuda.OutOfMemoryError as err:
+            raise ValueError(f"out of memory with batch_size {self.cfg.batch_size} x seq_len {self.cfg.seq_len}; "
+                             f"lower --batch-size and raise --grad-accum by the same factor (same global batch), "
+                             f"or enable --gradient-checkpointing") from err
         self.scaler.unscale_(self.optimizer)
+        extra: dict[str, Any] = {}
+        if self.telemetry.recording:  # true gradients: after unscaling, before clipping
+            extra = {"grad_norm_layers": self.telemetry.grad_norms(), "act_rms": dict(self.telemetry.activation_rms)}
+            self.telemetry.recording = False
         clip = self.cfg.grad_clip if self.cfg.grad_clip > 0 else float("inf")
         grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip))
         loss_value = float(loss_total)
         finite = math.isfinite(loss_value) and (math.isfinite(grad_norm) or self.scaler.is_enabled())
+        if not finite:
+            extra["bad_groups"] = self.telemetry.non_finite_groups()
         if finite:
             self.scaler.step(self.optimizer)  # with fp16 the scaler itself skips steps whose grads overflowed
         self.scaler.update()
@@ -174,7 +191,8 @@ class Trainer:
         else:
             self.bad_in_a_row += 1
             self.skipped_total += 1
-        return {"loss": loss_value, "grad_norm": grad_norm, "lr": lr, "tokens": n_tokens, "skipped": not finite}
+        return {"loss": loss_value, "grad_norm": grad_norm, "lr": lr, "tokens": n_tokens, "skipped": not finite,
+                **extra}
 
     # ---- evaluation ------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -195,6 +213,16 @@ class Trainer:
             raise ValueError("validation data has no targets; check the validation split")
         loss = total / count
         return {"val_loss": loss, "val_ppl": math.exp(min(loss, 50.0))}
+
+    @torch.no_grad()
+    def sample(self) -> list[str]:
+        """The sampler's texts, generated in eval mode (no dropout) without gradients."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return self.sampler(self.model) if self.sampler is not None else []
+        finally:
+            self.model.train(was_training)
 
     # ---- the loop --------------------------------------------------------------------------------------
     def _on_signal(self, signum: int, frame: Any) -> None:
@@ -226,7 +254,9 @@ class Trainer:
                 result.losses[self.step] = metrics["loss"]
                 if metrics["skipped"]:
                     log.text(f"step {self.step}: non-finite loss {metrics['loss']} or grad norm "
-                             f"{metrics['grad_norm']}; update skipped ({self.bad_in_a_row} in a row)")
+                             f"{metrics['grad_norm']} (non-finite gradients in: "
+                             f"{', '.join(metrics['bad_groups']) or 'none'}); update skipped "
+                             f"({self.bad_in_a_row} in a row)")
                 if self.bad_in_a_row >= cfg.max_bad_steps:
                     path = self.save_checkpoint()
                     raise TrainingDiverged(f"{self.bad_in_a_row} consecutive steps with NaN/Inf loss or gradients "
@@ -240,6 +270,9 @@ class Trainer:
                         self.best_val = min(self.best_val or math.inf, self.last_val)
                         result.val[self.step] = self.last_val
                         log.eval(self.step, val)
+                    if self.sampler is not None:
+                        for text in self.sample():
+                            log.text(f"step {self.step} sample: {text!r}")
                 if self.on_step is not None:
                     self.on_step(self, metrics)
                 if cfg.empty_cache_every and self.step % cfg.empty_cache_every == 0:

@@ -146,3 +146,44 @@ def test_labels_to_targets_and_sft_batches_resume():
 def test_missing_data_dir_is_clear(tmp_path):
     with pytest.raises(FileNotFoundError, match="stellarbyte data pack"):
         pretrain_batches(tmp_path / "nope", 4, 16)
+
+
+def test_telemetry_per_layer_numbers(tmp_path, packed):
+    """Group grad norms recombine to torch's global norm; activation RMS matches the model's hidden states."""
+    from stellarbyte.train.telemetry import Telemetry
+
+    model = tiny_model(seed=0).train()
+    tele = Telemetry(model)
+    ids = torch.randint(0, 128, (2, 16), generator=torch.Generator().manual_seed(0))
+    tele.recording = True
+    out = model(ids, labels=ids, output_hidden_states=True)
+    out.loss.backward()
+    norms = tele.grad_norms()
+    assert set(norms) == {"embed", "layer.0", "layer.1", "head"}
+    total = torch.nn.utils.get_total_norm([p.grad for p in model.parameters()])
+    assert math.sqrt(sum(v * v for v in norms.values())) == pytest.approx(float(total), rel=1e-5)
+    # hidden_states[i + 1] is block i's output (the last one after the final norm, so compare block 0)
+    h1 = out.hidden_states[1]
+    assert tele.activation_rms["layer.0"] == pytest.approx(float(h1.detach().pow(2).mean().sqrt()), rel=1e-6)
+    model.model.layers[1].self_attn.q_proj.weight.grad[0, 0] = float("inf")
+    assert tele.non_finite_groups() == ["layer.1"]
+
+
+def test_telemetry_and_samples_are_logged(tmp_path, packed):
+    cfg = _cfg(tmp_path, max_steps=4, eval_every=2, telemetry_every=2)
+    model = tiny_model(seed=0)
+    trainer = Trainer(model, cfg, pretrain_batches(packed, 4, 16),
+                      validation_batches(packed, 4, 16, 2), sampler=lambda m: [f"sample at {m.training}"])
+    trainer.train()
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    tele = [r for r in records if "act_rms" in r]
+    assert [r["step"] for r in tele] == [2, 4] and set(tele[0]["act_rms"]) == {"layer.0", "layer.1"}
+    assert "sample: 'sample at False'" in (tmp_path / "run" / "train.log").read_text()
+
+
+def test_fp16_with_grad_scaler_on_cpu(tmp_path, packed):
+    trainer = _trainer(_cfg(tmp_path, precision="fp16", max_steps=3, eval_every=0), packed)
+    assert trainer.scaler.is_enabled() and trainer.autocast_dtype == torch.float16
+    result = trainer.train()
+    assert all(math.isfinite(v) for v in result.losses.values())
+    assert trainer.scaler.get_scale() > 0 and trainer.checkpoints.load()["scaler"]["scale"] > 0
