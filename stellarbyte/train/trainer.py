@@ -119,7 +119,12 @@ class Trainer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        # the schedule's shape comes from the current config (so a run can be extended with a larger max_steps);
+        # only the position (last_epoch) and base lrs come from the checkpoint
+        sched_state = {**state["scheduler"], "lr_lambdas": [None] * len(self.optimizer.param_groups)}
+        self.scheduler.load_state_dict(sched_state)
+        for group, base, fn in zip(self.optimizer.param_groups, self.scheduler.base_lrs, self.scheduler.lr_lambdas):
+            group["lr"] = base * fn(self.scheduler.last_epoch)  # same arithmetic as LambdaLR.get_lr
         self.scaler.load_state_dict(state["scaler"])
         if "data" in state:
             if not hasattr(self.train_data, "load_state_dict"):

@@ -187,3 +187,21 @@ def test_fp16_with_grad_scaler_on_cpu(tmp_path, packed):
     result = trainer.train()
     assert all(math.isfinite(v) for v in result.losses.values())
     assert trainer.scaler.get_scale() > 0 and trainer.checkpoints.load()["scaler"]["scale"] > 0
+
+
+def test_resume_with_longer_max_steps_follows_the_new_schedule(tmp_path, packed):
+    from stellarbyte.train.schedule import make_schedule
+
+    _trainer(_cfg(tmp_path, max_steps=4, eval_every=0, lr_schedule="cosine", min_lr_ratio=0.0), packed).train()
+    lrs = []
+    cfg = _cfg(tmp_path, max_steps=8, eval_every=0, lr_schedule="cosine", min_lr_ratio=0.0)
+    _trainer(cfg, packed, on_step=lambda t, m: lrs.append(m["lr"])).train(resume=True)
+    f = make_schedule("cosine", 8, warmup_steps=2)
+    assert lrs == pytest.approx([3e-3 * f(s) for s in range(4, 8)], rel=1e-12)
+    assert lrs[0] > 0  # the 4-step schedule had decayed to 0 here
+
+
+def test_gradient_checkpointing_gives_the_same_losses(tmp_path, packed):
+    a = _trainer(_cfg(tmp_path, "a", max_steps=3, eval_every=0), packed).train()
+    b = _trainer(_cfg(tmp_path, "b", max_steps=3, eval_every=0, gradient_checkpointing=True), packed).train()
+    assert b.losses == pytest.approx(a.losses, rel=1e-6)
