@@ -205,3 +205,13 @@ def test_gradient_checkpointing_gives_the_same_losses(tmp_path, packed):
     a = _trainer(_cfg(tmp_path, "a", max_steps=3, eval_every=0), packed).train()
     b = _trainer(_cfg(tmp_path, "b", max_steps=3, eval_every=0, gradient_checkpointing=True), packed).train()
     assert b.losses == pytest.approx(a.losses, rel=1e-6)
+
+
+@pytest.mark.slow
+def test_compile_switch_matches_eager_and_saves_plain_keys(tmp_path, packed):
+    """torch.compile wraps forward only: same losses as eager here, checkpoint keys without '_orig_mod.'."""
+    eager = _trainer(_cfg(tmp_path, "e", max_steps=2, eval_every=0), packed).train()
+    trainer = _trainer(_cfg(tmp_path, "c", max_steps=2, eval_every=0, compile=True), packed)
+    compiled = trainer.train()
+    assert compiled.losses == pytest.approx(eager.losses, rel=1e-5)
+    assert not any(k.startswith("_orig_mod") for k in trainer.checkpoints.load()["model"])
