@@ -60,12 +60,15 @@ def _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, sks, svs, start, end, pos, offs
             v = tl.load(v_ptrs, mask=dmask[None, :], other=0.0)
         if UPCAST:
             k = k.to(tl.float32)
-        s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * scale_log2  # (BM, BN) scores in log2 units
+        s = tl.dot(q, tl.trans(k), input_precision=PRECISION)  # (BM, BN) raw scores
         if MASKED:
             s = tl.where(_visible(pos, cols, S, window, CAUSAL, WINDOW), s, -float("inf"))
-        m_new = tl.maximum(m_i, tl.max(s, axis=1))
-        m_safe = tl.where(m_new == -float("inf"), 0.0, m_new)  # rows with nothing visible yet
-        p = tl.math.exp2(s - m_safe[:, None])
+        m_new = tl.maximum(m_i, tl.max(s, axis=1) * scale_log2)  # running max in log2 units
+        if MASKED:
+            m_safe = tl.where(m_new == -float("inf"), 0.0, m_new)  # rows with nothing visible yet
+        else:
+            m_safe = m_new  # an unmasked tile always has a finite max
+        p = tl.math.exp2(s * scale_log2 - m_safe[:, None])  # one fused multiply-add per score
         alpha = tl.math.exp2(m_i - m_safe)
         l_i = l_i * alpha + tl.sum(p, axis=1)
         acc = acc * alpha[:, None]
