@@ -101,9 +101,16 @@ def _t(shape, device, dtype, scale=1.0):
     return (torch.randn(shape, device=device, dtype=torch.float32) * scale).to(dtype).requires_grad_()
 
 
+def _no_prefetch(op: str) -> Callable:
+    from stellarbyte.kernels.ops import rmsnorm
+
+    fn = getattr(rmsnorm, op)
+    return lambda *a: fn(*a, prefetch=False)
+
+
 def norm_cases(rows: int, hidden: int, issue: bool, e: int) -> list[Case]:
     n = rows * hidden * e
-    return [
+    cases = [
         Case("rms_norm", f"{rows}x{hidden}", lambda d, t: [_t((rows, hidden), d, t), _t(hidden, d, t)],
              _providers("rms_norm", norms.rms_norm), 2 * n, 3 * n, issue_size=issue),
         Case("add_rms_norm", f"{rows}x{hidden}",
@@ -113,6 +120,9 @@ def norm_cases(rows: int, hidden: int, issue: bool, e: int) -> list[Case]:
              lambda d, t: [_t((rows, hidden), d, t), _t(hidden, d, t), _t(hidden, d, t)],
              _providers("layer_norm", norms.layer_norm), 2 * n, 3 * n),
     ]
+    for case in cases[:2]:  # the backward without the hand-written prefetch, for comparison
+        case.providers["triton_noprefetch"] = _no_prefetch(case.op)
+    return cases
 
 
 def gated_cases(rows: int, ffn: int, issue: bool, e: int) -> list[Case]:

@@ -198,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
     rows: list[dict] = []
     for case in cases:
         for name, fn in case.providers.items():
-            if name.split("_c")[0] not in providers:  # triton_c512 etc. ride with "triton"
+            if name.split("_")[0] not in providers:  # triton_c512, triton_noprefetch ride with "triton"
                 continue
             got = measure_case(case, name, fn, device, dtype, modes, args.rep_ms, args.repeats)
             for r in got:

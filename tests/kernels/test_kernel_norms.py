@@ -41,6 +41,18 @@ def test_add_rms_norm(device, dtype, shape):
     assert_parity(_ref(K.add_rms_norm), _tri(K.add_rms_norm), [x, r, w, 1e-5, True])
 
 
+@pytest.mark.parametrize("rows", [1, 7, 33])
+def test_norm_backward_with_and_without_prefetch(device, rows):
+    from stellarbyte.kernels.ops import rmsnorm
+
+    x, r = torch.randn(rows, 300, device=device), torch.randn(rows, 300, device=device)
+    w = torch.randn(300, device=device)
+    for prefetch in (True, False):
+        assert_parity(_ref(K.rms_norm), lambda x, w, p=prefetch: rmsnorm.rms_norm(x, w, prefetch=p), [x, w])
+        assert_parity(_ref(K.add_rms_norm), lambda x, r, w, p=prefetch: rmsnorm.add_rms_norm(x, r, w, prefetch=p),
+                      [x, r, w])
+
+
 def test_rms_norm_float32_weight_on_bf16_activations(device):
     x = torch.randn(6, 96, dtype=torch.bfloat16, device=device)
     w = torch.randn(96, device=device)

@@ -51,7 +51,8 @@ def _rms_norm_fwd(X, R, W, Y, S, RSTD, stride_x, stride_r, stride_y, stride_s, n
 
 @triton.jit
 def _rms_norm_bwd(DY, X, W, RSTD, DS, DX, DW, stride_dy, stride_x, stride_ds, stride_dx, n_rows, n_cols,
-                  HAS_DRES: tl.constexpr, OFFSET: tl.constexpr, BLOCK: tl.constexpr, ROWS: tl.constexpr):
+                  HAS_DRES: tl.constexpr, OFFSET: tl.constexpr, BLOCK: tl.constexpr, ROWS: tl.constexpr,
+                  PREFETCH: tl.constexpr):
     pid = tl.program_id(0)
     cols = tl.arange(0, BLOCK)
     col_ok = cols < n_cols
@@ -61,13 +62,28 @@ def _rms_norm_bwd(DY, X, W, RSTD, DS, DX, DW, stride_dy, stride_x, stride_ds, st
     dw = tl.zeros((ROWS, BLOCK), dtype=tl.float32)  # this program's partial sums of g * x_hat
     step = tl.num_programs(0)
     n_blocks = tl.cdiv(n_rows, ROWS)
-    # ROWS rows per iteration: their loads are all in flight before the first reduction waits on them
+    first = pid.to(tl.int64) * ROWS + tl.arange(0, ROWS)  # int64: rows * stride may pass 2^31
+    if PREFETCH:  # software pipelining by hand: the next rows' loads are issued before this row's math
+        pmask = (first < n_rows)[:, None] & col_ok[None, :]
+        g_next = tl.load(DY + first[:, None] * stride_dy + cols[None, :], mask=pmask, other=0.0)
+        x_next = tl.load(X + first[:, None] * stride_x + cols[None, :], mask=pmask, other=0.0)
+        r_next = tl.load(RSTD + first, mask=first < n_rows, other=0.0)
     for it in range(0, tl.cdiv(n_blocks - pid, step)):
-        rows = (pid + it * step).to(tl.int64) * ROWS + tl.arange(0, ROWS)  # int64: rows * stride may pass 2^31
+        rows = first + it * step * ROWS
         mask = (rows < n_rows)[:, None] & col_ok[None, :]
-        g = tl.load(DY + rows[:, None] * stride_dy + cols[None, :], mask=mask, other=0.0).to(tl.float32)
-        x = tl.load(X + rows[:, None] * stride_x + cols[None, :], mask=mask, other=0.0)
-        rstd = tl.load(RSTD + rows, mask=rows < n_rows, other=0.0)
+        if PREFETCH:
+            g = g_next.to(tl.float32)
+            x = x_next
+            rstd = r_next
+            nxt = rows + step * ROWS
+            nmask = (nxt < n_rows)[:, None] & col_ok[None, :]
+            g_next = tl.load(DY + nxt[:, None] * stride_dy + cols[None, :], mask=nmask, other=0.0)
+            x_next = tl.load(X + nxt[:, None] * stride_x + cols[None, :], mask=nmask, other=0.0)
+            r_next = tl.load(RSTD + nxt, mask=nxt < n_rows, other=0.0)
+        else:
+            g = tl.load(DY + rows[:, None] * stride_dy + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+            x = tl.load(X + rows[:, None] * stride_x + cols[None, :], mask=mask, other=0.0)
+            rstd = tl.load(RSTD + rows, mask=rows < n_rows, other=0.0)
         x_hat = x.to(tl.float32) * rstd[:, None]
         if OFFSET:
             dw += g * x_hat
@@ -116,7 +132,8 @@ def rms_norm_forward(x: torch.Tensor, residual: torch.Tensor | None, weight: tor
 
 
 def rms_norm_backward(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, rstd: torch.Tensor,
-                      ds: torch.Tensor | None, offset: bool) -> tuple[torch.Tensor, torch.Tensor]:
+                      ds: torch.Tensor | None, offset: bool,
+                      prefetch: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     n_rows, n_cols = x.shape
     dx = torch.empty_like(x)
     block = row_block(n_cols)
@@ -127,7 +144,8 @@ def rms_norm_backward(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, r
         _rms_norm_bwd[(programs,)](
             dy, x, weight, rstd, ds if ds is not None else dy, dx, dw_partial,
             dy.stride(0), x.stride(0), ds.stride(0) if ds is not None else 0, dx.stride(0), n_rows, n_cols,
-            HAS_DRES=ds is not None, OFFSET=offset, BLOCK=block, ROWS=rows, num_warps=row_warps(block * rows))
+            HAS_DRES=ds is not None, OFFSET=offset, BLOCK=block, ROWS=rows, PREFETCH=prefetch,
+            num_warps=row_warps(block * rows))
     else:
         dw_partial.zero_()
     return dx, dw_partial.sum(0).to(weight.dtype)
@@ -135,29 +153,30 @@ def rms_norm_backward(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, r
 
 class RMSNormFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, eps: float, offset: bool) -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, eps: float, offset: bool,
+                prefetch: bool = True) -> torch.Tensor:
         shape = x.shape
         x2 = _rows(x)
         y, _, rstd = rms_norm_forward(x2, None, weight, eps, offset)
         ctx.save_for_backward(x2, weight, rstd)
-        ctx.offset = offset
+        ctx.offset, ctx.prefetch = offset, prefetch
         return y.view(shape)
 
     @staticmethod
     def backward(ctx, dy: torch.Tensor):
         x2, weight, rstd = ctx.saved_tensors
-        dx, dw = rms_norm_backward(_rows(dy), x2, weight, rstd, None, ctx.offset)
-        return dx.view(dy.shape), dw, None, None
+        dx, dw = rms_norm_backward(_rows(dy), x2, weight, rstd, None, ctx.offset, ctx.prefetch)
+        return dx.view(dy.shape), dw, None, None, None
 
 
 class AddRMSNormFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor, eps: float,
-                offset: bool) -> tuple[torch.Tensor, torch.Tensor]:
+                offset: bool, prefetch: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         shape = x.shape
         y, s, rstd = rms_norm_forward(_rows(x), _rows(residual), weight, eps, offset)
         ctx.save_for_backward(s, weight, rstd)
-        ctx.offset = offset
+        ctx.offset, ctx.prefetch = offset, prefetch
         return y.view(shape), s.view(shape)
 
     @staticmethod
@@ -165,15 +184,18 @@ class AddRMSNormFunction(torch.autograd.Function):
         s, weight, rstd = ctx.saved_tensors
         if dy is None:  # only the sum was used downstream
             dy = torch.zeros_like(s)
-        dx, dw = rms_norm_backward(_rows(dy), s, weight, rstd, None if ds is None else _rows(ds), ctx.offset)
+        dx, dw = rms_norm_backward(_rows(dy), s, weight, rstd, None if ds is None else _rows(ds), ctx.offset,
+                                   ctx.prefetch)
         dx = dx.view(dy.shape)
-        return dx, dx, dw, None, None
+        return dx, dx, dw, None, None, None
 
 
-def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6, offset: bool = False) -> torch.Tensor:
-    return RMSNormFunction.apply(x, weight, eps, offset)
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6, offset: bool = False,
+             prefetch: bool = True) -> torch.Tensor:
+    """prefetch: issue the next row's loads before this row's math in the backward (the bench times both)."""
+    return RMSNormFunction.apply(x, weight, eps, offset, prefetch)
 
 
 def add_rms_norm(x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6,
-                 offset: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    return AddRMSNormFunction.apply(x, residual, weight, eps, offset)
+                 offset: bool = False, prefetch: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    return AddRMSNormFunction.apply(x, residual, weight, eps, offset, prefetch)
