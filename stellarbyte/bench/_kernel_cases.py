@@ -101,11 +101,11 @@ def _t(shape, device, dtype, scale=1.0):
     return (torch.randn(shape, device=device, dtype=torch.float32) * scale).to(dtype).requires_grad_()
 
 
-def _no_prefetch(op: str) -> Callable:
+def _norm_variant(op: str, bwd: str) -> Callable:
     from stellarbyte.kernels.ops import rmsnorm
 
     fn = getattr(rmsnorm, op)
-    return lambda *a: fn(*a, prefetch=False)
+    return lambda *a: fn(*a, bwd=bwd)
 
 
 def norm_cases(rows: int, hidden: int, issue: bool, e: int) -> list[Case]:
@@ -120,8 +120,9 @@ def norm_cases(rows: int, hidden: int, issue: bool, e: int) -> list[Case]:
              lambda d, t: [_t((rows, hidden), d, t), _t(hidden, d, t), _t(hidden, d, t)],
              _providers("layer_norm", norms.layer_norm), 2 * n, 3 * n),
     ]
-    for case in cases[:2]:  # the backward without the hand-written prefetch, for comparison
-        case.providers["triton_noprefetch"] = _no_prefetch(case.op)
+    for case in cases[:2]:  # the other backward implementations, for comparison
+        case.providers["triton_loop"] = _norm_variant(case.op, "loop")
+        case.providers["triton_split"] = _norm_variant(case.op, "split")
     return cases
 
 

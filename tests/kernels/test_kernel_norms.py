@@ -42,15 +42,18 @@ def test_add_rms_norm(device, dtype, shape):
 
 
 @pytest.mark.parametrize("rows", [1, 7, 33])
-def test_norm_backward_with_and_without_prefetch(device, rows):
+def test_rms_norm_backward_implementations(device, rows):
     from stellarbyte.kernels.ops import rmsnorm
 
     x, r = torch.randn(rows, 300, device=device), torch.randn(rows, 300, device=device)
     w = torch.randn(300, device=device)
-    for prefetch in (True, False):
-        assert_parity(_ref(K.rms_norm), lambda x, w, p=prefetch: rmsnorm.rms_norm(x, w, prefetch=p), [x, w])
-        assert_parity(_ref(K.add_rms_norm), lambda x, r, w, p=prefetch: rmsnorm.add_rms_norm(x, r, w, prefetch=p),
-                      [x, r, w])
+    for bwd in rmsnorm.BWD_IMPLS:
+        assert_parity(_ref(K.rms_norm), lambda x, w, b=bwd: rmsnorm.rms_norm(x, w, bwd=b), [x, w])
+        assert_parity(_ref(K.add_rms_norm), lambda x, r, w, b=bwd: rmsnorm.add_rms_norm(x, r, w, bwd=b), [x, r, w])
+        assert_parity(lambda x, w: K.rms_norm(x, w, 1e-6, True, backend="torch"),
+                      lambda x, w, b=bwd: rmsnorm.rms_norm(x, w, 1e-6, True, bwd=b), [x.bfloat16(), w.bfloat16()])
+    with pytest.raises(ValueError, match="must be one of"):
+        rmsnorm.rms_norm_backward(x, x, w, x[:, 0], None, False, bwd="fast")
 
 
 def test_rms_norm_float32_weight_on_bf16_activations(device):

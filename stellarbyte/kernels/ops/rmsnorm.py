@@ -97,6 +97,46 @@ def _rms_norm_bwd(DY, X, W, RSTD, DS, DX, DW, stride_dy, stride_x, stride_ds, st
     tl.store(DW + pid * n_cols + cols, tl.sum(dw, axis=0), mask=col_ok)
 
 
+@triton.jit
+def _rms_norm_bwd_dx(DY, X, W, RSTD, DS, DX, stride_dy, stride_x, stride_ds, stride_dx, n_cols,
+                     HAS_DRES: tl.constexpr, OFFSET: tl.constexpr, BLOCK: tl.constexpr):
+    """Split backward, part 1: dx only, one program per row (as parallel as the forward)."""
+    row = tl.program_id(0).to(tl.int64)
+    cols = tl.arange(0, BLOCK)
+    mask = cols < n_cols
+    w = tl.load(W + cols, mask=mask, other=0.0).to(tl.float32)
+    if OFFSET:
+        w = w + 1.0
+    g = tl.load(DY + row * stride_dy + cols, mask=mask, other=0.0).to(tl.float32)
+    x_hat = tl.load(X + row * stride_x + cols, mask=mask, other=0.0).to(tl.float32) * tl.load(RSTD + row)
+    gw = g * w
+    dx = tl.load(RSTD + row) * (gw - x_hat * (tl.sum(gw * x_hat, axis=0) / n_cols))
+    if HAS_DRES:
+        dx += tl.load(DS + row * stride_ds + cols, mask=mask, other=0.0).to(tl.float32)
+    tl.store(DX + row * stride_dx + cols, dx.to(DX.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _rms_norm_bwd_dw(DY, X, RSTD, DWP, stride_dy, stride_x, n_rows, n_cols, rows_per_prog,
+                     OFFSET: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
+    """Split backward, part 2: column sums of g * x_hat over a slab of rows (re-reads g and x)."""
+    cols = tl.program_id(0) * BLOCK_C + tl.arange(0, BLOCK_C)
+    col_ok = cols < n_cols
+    start = tl.program_id(1) * rows_per_prog
+    acc = tl.zeros((BLOCK_R, BLOCK_C), tl.float32)
+    for r0 in range(start, tl.minimum(start + rows_per_prog, n_rows), BLOCK_R):
+        rows = (r0 + tl.arange(0, BLOCK_R)).to(tl.int64)
+        row_ok = rows < tl.minimum(start + rows_per_prog, n_rows)
+        mask = row_ok[:, None] & col_ok[None, :]
+        g = tl.load(DY + rows[:, None] * stride_dy + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+        x = tl.load(X + rows[:, None] * stride_x + cols[None, :], mask=mask, other=0.0)
+        x_hat = x.to(tl.float32) * tl.load(RSTD + rows, mask=row_ok, other=0.0)[:, None]
+        if not OFFSET:
+            x_hat = x_hat.to(X.dtype.element_ty).to(tl.float32)
+        acc += g * x_hat
+    tl.store(DWP + tl.program_id(1) * n_cols + cols, tl.sum(acc, axis=0), mask=col_ok)
+
+
 def bwd_rows(block: int) -> int:
     """Rows per backward iteration. Measured on an H100 (docs/bench/h100_run2_*): two rows of 4096 per
     iteration with 16 warps ran the backward 1.5x SLOWER than one row with 8 warps (fewer programs resident
@@ -131,12 +171,22 @@ def rms_norm_forward(x: torch.Tensor, residual: torch.Tensor | None, weight: tor
     return y, s, rstd
 
 
+BWD_IMPLS = ("prefetch", "loop", "split")
+BWD_DEFAULT = "prefetch"
+
+
 def rms_norm_backward(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, rstd: torch.Tensor,
                       ds: torch.Tensor | None, offset: bool,
-                      prefetch: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                      bwd: str = BWD_DEFAULT) -> tuple[torch.Tensor, torch.Tensor]:
+    """bwd: "prefetch" / "loop" (persistent grid, dw partials in registers, with or without the next row's
+    loads issued early) or "split" (dx one row per program, then a column-sum kernel for dw)."""
+    if bwd not in BWD_IMPLS:
+        raise ValueError(f"rms_norm backward implementation must be one of {BWD_IMPLS}, got {bwd!r}")
     n_rows, n_cols = x.shape
     dx = torch.empty_like(x)
     block = row_block(n_cols)
+    if bwd == "split":
+        return dx, _split_backward(dy, x, weight, rstd, ds, dx, offset, block)
     rows = bwd_rows(block)
     programs = num_programs(x, triton.cdiv(n_rows, rows))
     dw_partial = torch.empty((programs, n_cols), dtype=torch.float32, device=x.device)
@@ -144,39 +194,55 @@ def rms_norm_backward(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, r
         _rms_norm_bwd[(programs,)](
             dy, x, weight, rstd, ds if ds is not None else dy, dx, dw_partial,
             dy.stride(0), x.stride(0), ds.stride(0) if ds is not None else 0, dx.stride(0), n_rows, n_cols,
-            HAS_DRES=ds is not None, OFFSET=offset, BLOCK=block, ROWS=rows, PREFETCH=prefetch,
+            HAS_DRES=ds is not None, OFFSET=offset, BLOCK=block, ROWS=rows, PREFETCH=bwd == "prefetch",
             num_warps=row_warps(block * rows))
     else:
         dw_partial.zero_()
     return dx, dw_partial.sum(0).to(weight.dtype)
 
 
+def _split_backward(dy, x, weight, rstd, ds, dx, offset: bool, block: int) -> torch.Tensor:
+    n_rows, n_cols = x.shape
+    block_r, block_c = 32, 128
+    rows_per_prog = 256 if x.is_cuda else 16
+    slabs = triton.cdiv(n_rows, rows_per_prog)
+    dw_partial = torch.zeros((max(slabs, 1), n_cols), dtype=torch.float32, device=x.device)
+    if n_rows:
+        _rms_norm_bwd_dx[(n_rows,)](dy, x, weight, rstd, ds if ds is not None else dy, dx, dy.stride(0), x.stride(0),
+                                    ds.stride(0) if ds is not None else 0, dx.stride(0), n_cols,
+                                    HAS_DRES=ds is not None, OFFSET=offset, BLOCK=block, num_warps=row_warps(block))
+        _rms_norm_bwd_dw[(triton.cdiv(n_cols, block_c), slabs)](dy, x, rstd, dw_partial, dy.stride(0), x.stride(0),
+                                                                n_rows, n_cols, rows_per_prog, OFFSET=offset,
+                                                                BLOCK_R=block_r, BLOCK_C=block_c, num_warps=4)
+    return dw_partial.sum(0).to(weight.dtype)
+
+
 class RMSNormFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, eps: float, offset: bool,
-                prefetch: bool = True) -> torch.Tensor:
+                bwd: str = BWD_DEFAULT) -> torch.Tensor:
         shape = x.shape
         x2 = _rows(x)
         y, _, rstd = rms_norm_forward(x2, None, weight, eps, offset)
         ctx.save_for_backward(x2, weight, rstd)
-        ctx.offset, ctx.prefetch = offset, prefetch
+        ctx.offset, ctx.bwd = offset, bwd
         return y.view(shape)
 
     @staticmethod
     def backward(ctx, dy: torch.Tensor):
         x2, weight, rstd = ctx.saved_tensors
-        dx, dw = rms_norm_backward(_rows(dy), x2, weight, rstd, None, ctx.offset, ctx.prefetch)
+        dx, dw = rms_norm_backward(_rows(dy), x2, weight, rstd, None, ctx.offset, ctx.bwd)
         return dx.view(dy.shape), dw, None, None, None
 
 
 class AddRMSNormFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor, eps: float,
-                offset: bool, prefetch: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                offset: bool, bwd: str = BWD_DEFAULT) -> tuple[torch.Tensor, torch.Tensor]:
         shape = x.shape
         y, s, rstd = rms_norm_forward(_rows(x), _rows(residual), weight, eps, offset)
         ctx.save_for_backward(s, weight, rstd)
-        ctx.offset, ctx.prefetch = offset, prefetch
+        ctx.offset, ctx.bwd = offset, bwd
         return y.view(shape), s.view(shape)
 
     @staticmethod
@@ -185,17 +251,17 @@ class AddRMSNormFunction(torch.autograd.Function):
         if dy is None:  # only the sum was used downstream
             dy = torch.zeros_like(s)
         dx, dw = rms_norm_backward(_rows(dy), s, weight, rstd, None if ds is None else _rows(ds), ctx.offset,
-                                   ctx.prefetch)
+                                   ctx.bwd)
         dx = dx.view(dy.shape)
         return dx, dx, dw, None, None, None
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6, offset: bool = False,
-             prefetch: bool = True) -> torch.Tensor:
-    """prefetch: issue the next row's loads before this row's math in the backward (the bench times both)."""
-    return RMSNormFunction.apply(x, weight, eps, offset, prefetch)
+             bwd: str = BWD_DEFAULT) -> torch.Tensor:
+    """bwd picks the backward implementation (see rms_norm_backward; the bench times all three)."""
+    return RMSNormFunction.apply(x, weight, eps, offset, bwd)
 
 
 def add_rms_norm(x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6,
-                 offset: bool = False, prefetch: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    return AddRMSNormFunction.apply(x, residual, weight, eps, offset, prefetch)
+                 offset: bool = False, bwd: str = BWD_DEFAULT) -> tuple[torch.Tensor, torch.Tensor]:
+    return AddRMSNormFunction.apply(x, residual, weight, eps, offset, bwd)
