@@ -89,6 +89,17 @@ def test_layer_norm(device, dtype, shape, affine):
     assert_parity(_ref(K.layer_norm), _tri(K.layer_norm), [x, w, b, 1e-5])
 
 
+@pytest.mark.parametrize("rows", [1, 40])
+def test_layer_norm_split_backward(device, rows):
+    from stellarbyte.kernels.ops import layernorm
+
+    x = torch.randn(rows, 200, device=device) + 3
+    w, b = torch.randn(200, device=device), torch.randn(200, device=device)
+    assert_parity(_ref(K.layer_norm), lambda x, w, b: layernorm.layer_norm(x, w, b, 1e-5, bwd="split"), [x, w, b])
+    assert_parity(lambda x: K.layer_norm(x, None, None, backend="torch"),
+                  lambda x: layernorm.layer_norm(x, None, None, bwd="split"), [x])
+
+
 def test_layer_norm_matches_torch_functional(device):
     x = torch.randn(8, 50, device=device)
     w, b = torch.randn(50, device=device), torch.randn(50, device=device)

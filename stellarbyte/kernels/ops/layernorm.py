@@ -72,10 +72,57 @@ def _layer_norm_bwd(DY, X, W, MEAN, RSTD, DX, DW, DB, stride_dy, stride_x, strid
     tl.store(DB + pid * n_cols + cols, tl.sum(db, axis=0), mask=col_ok)
 
 
+@triton.jit
+def _layer_norm_bwd_dx(DY, X, W, MEAN, RSTD, DX, stride_dy, stride_x, stride_dx, n_cols,
+                       HAS_W: tl.constexpr, BLOCK: tl.constexpr):
+    """Split backward, part 1: dx only, one program per row."""
+    row = tl.program_id(0).to(tl.int64)
+    cols = tl.arange(0, BLOCK)
+    mask = cols < n_cols
+    g = tl.load(DY + row * stride_dy + cols, mask=mask, other=0.0).to(tl.float32)
+    x = tl.load(X + row * stride_x + cols, mask=mask, other=0.0).to(tl.float32)
+    rstd = tl.load(RSTD + row)
+    x_hat = tl.where(mask, (x - tl.load(MEAN + row)) * rstd, 0.0)
+    if HAS_W:
+        wg = g * tl.load(W + cols, mask=mask, other=0.0).to(tl.float32)
+    else:
+        wg = g
+    dx = rstd * (wg - tl.sum(wg, axis=0) / n_cols - x_hat * (tl.sum(wg * x_hat, axis=0) / n_cols))
+    tl.store(DX + row * stride_dx + cols, dx.to(DX.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _layer_norm_bwd_dwdb(DY, X, MEAN, RSTD, DWP, DBP, stride_dy, stride_x, n_rows, n_cols, rows_per_prog,
+                         BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
+    """Split backward, part 2: column sums of g * x_hat and of g over a slab of rows."""
+    cols = tl.program_id(0) * BLOCK_C + tl.arange(0, BLOCK_C)
+    col_ok = cols < n_cols
+    start = tl.program_id(1) * rows_per_prog
+    end = tl.minimum(start + rows_per_prog, n_rows)
+    acc_w = tl.zeros((BLOCK_R, BLOCK_C), tl.float32)
+    acc_b = tl.zeros((BLOCK_R, BLOCK_C), tl.float32)
+    for r0 in range(start, end, BLOCK_R):
+        rows = (r0 + tl.arange(0, BLOCK_R)).to(tl.int64)
+        row_ok = rows < end
+        mask = row_ok[:, None] & col_ok[None, :]
+        g = tl.load(DY + rows[:, None] * stride_dy + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+        x = tl.load(X + rows[:, None] * stride_x + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+        mean = tl.load(MEAN + rows, mask=row_ok, other=0.0)
+        rstd = tl.load(RSTD + rows, mask=row_ok, other=0.0)
+        acc_w += g * ((x - mean[:, None]) * rstd[:, None])
+        acc_b += g
+    tl.store(DWP + tl.program_id(1) * n_cols + cols, tl.sum(acc_w, axis=0), mask=col_ok)
+    tl.store(DBP + tl.program_id(1) * n_cols + cols, tl.sum(acc_b, axis=0), mask=col_ok)
+
+
+BWD_IMPLS = ("loop", "split")
+BWD_DEFAULT = "loop"
+
+
 class LayerNormFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None,
-                eps: float) -> torch.Tensor:
+                eps: float, bwd: str = BWD_DEFAULT) -> torch.Tensor:
         check_device(_layer_norm_fwd, x, weight, bias)
         shape = x.shape
         x2 = _rows(x)
@@ -92,7 +139,7 @@ class LayerNormFunction(torch.autograd.Function):
                                        HAS_W=weight is not None, HAS_B=bias is not None, BLOCK=block,
                                        num_warps=row_warps(block))
         ctx.save_for_backward(x2, weight, mean, rstd)
-        ctx.has_bias = bias is not None
+        ctx.has_bias, ctx.bwd = bias is not None, bwd
         return y.view(shape)
 
     @staticmethod
@@ -102,20 +149,49 @@ class LayerNormFunction(torch.autograd.Function):
         n_rows, n_cols = x2.shape
         dx = torch.empty_like(x2)
         block = row_block(n_cols)
-        rows = bwd_rows(block)
-        programs = num_programs(x2, triton.cdiv(n_rows, rows))
-        dw = torch.zeros((programs, n_cols), dtype=torch.float32, device=x2.device)
-        db = torch.zeros_like(dw)
-        if n_rows:
-            _layer_norm_bwd[(programs,)](dy2, x2, weight if weight is not None else x2, mean, rstd, dx, dw, db,
-                                        dy2.stride(0), x2.stride(0), dx.stride(0), n_rows, n_cols,
-                                        HAS_W=weight is not None, BLOCK=block, ROWS=rows,
-                                        num_warps=row_warps(block * rows))
+        if ctx.bwd == "split":
+            dw, db = _split_backward(dy2, x2, weight, mean, rstd, dx, block)
+        else:
+            dw, db = _loop_backward(dy2, x2, weight, mean, rstd, dx, block)
         dweight = dw.sum(0).to(weight.dtype) if weight is not None else None
         dbias = db.sum(0).to(weight.dtype if weight is not None else dy.dtype) if ctx.has_bias else None
-        return dx.view(dy.shape), dweight, dbias, None
+        return dx.view(dy.shape), dweight, dbias, None, None
+
+
+def _loop_backward(dy2, x2, weight, mean, rstd, dx, block: int) -> tuple[torch.Tensor, torch.Tensor]:
+    n_rows, n_cols = x2.shape
+    rows = bwd_rows(block)
+    programs = num_programs(x2, triton.cdiv(n_rows, rows))
+    dw = torch.zeros((programs, n_cols), dtype=torch.float32, device=x2.device)
+    db = torch.zeros_like(dw)
+    if n_rows:
+        _layer_norm_bwd[(programs,)](dy2, x2, weight if weight is not None else x2, mean, rstd, dx, dw, db,
+                                    dy2.stride(0), x2.stride(0), dx.stride(0), n_rows, n_cols,
+                                    HAS_W=weight is not None, BLOCK=block, ROWS=rows,
+                                    num_warps=row_warps(block * rows))
+    return dw, db
+
+
+def _split_backward(dy2, x2, weight, mean, rstd, dx, block: int) -> tuple[torch.Tensor, torch.Tensor]:
+    n_rows, n_cols = x2.shape
+    rows_per_prog = 256 if x2.is_cuda else 16
+    slabs = max(1, triton.cdiv(n_rows, rows_per_prog))
+    dw = torch.zeros((slabs, n_cols), dtype=torch.float32, device=x2.device)
+    db = torch.zeros_like(dw)
+    if n_rows:
+        _layer_norm_bwd_dx[(n_rows,)](dy2, x2, weight if weight is not None else x2, mean, rstd, dx, dy2.stride(0),
+                                      x2.stride(0), dx.stride(0), n_cols, HAS_W=weight is not None, BLOCK=block,
+                                      num_warps=row_warps(block))
+        _layer_norm_bwd_dwdb[(triton.cdiv(n_cols, 128), slabs)](dy2, x2, mean, rstd, dw, db, dy2.stride(0),
+                                                                x2.stride(0), n_rows, n_cols, rows_per_prog,
+                                                                BLOCK_R=32, BLOCK_C=128, num_warps=4)
+    return dw, db
 
 
 def layer_norm(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None,
-               eps: float = 1e-5) -> torch.Tensor:
-    return LayerNormFunction.apply(x, weight, bias, eps)
+               eps: float = 1e-5, bwd: str = BWD_DEFAULT) -> torch.Tensor:
+    """bwd: "loop" (persistent grid, dw/db partials in registers) or "split" (row-parallel dx, then column
+    sums); the bench times both."""
+    if bwd not in BWD_IMPLS:
+        raise ValueError(f"layer_norm backward implementation must be one of {BWD_IMPLS}, got {bwd!r}")
+    return LayerNormFunction.apply(x, weight, bias, eps, bwd)
