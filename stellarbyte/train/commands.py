@@ -63,6 +63,8 @@ FIELD_HELP = {
     "telemetry_every": "log per-layer activation RMS and gradient norms every N steps (0 = off)",
     "sample_prompts": "prompts to continue greedily at each evaluation (needs --tokenizer), e.g. '[\"Once\"]'",
     "sample_tokens": "tokens generated per sample prompt",
+    "loggers": "metric backends besides metrics.jsonl: [tensorboard], [tensorboard, wandb], [swanlab], []",
+    "project": "wandb / swanlab project name",
 }
 
 

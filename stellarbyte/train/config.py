@@ -23,6 +23,7 @@ import yaml
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 OPTIMIZERS = ("adamw", "adamw_scratch", "muon")
+LOGGERS = ("tensorboard", "wandb", "swanlab")  # stellarbyte.train.backends
 
 
 @dataclass
@@ -72,6 +73,8 @@ class TrainConfig:
     telemetry_every: int = 0              # per-layer activation RMS and grad norms every N steps (0 = off)
     sample_prompts: list[str] = field(default_factory=list)  # generated from at each eval (needs tokenizer)
     sample_tokens: int = 32
+    loggers: list[str] = field(default_factory=lambda: ["tensorboard"])  # + wandb, swanlab; [] = jsonl only
+    project: str = "stellarbyte"          # wandb / swanlab project name
     max_bad_steps: int = 5                # consecutive NaN/Inf steps before the run aborts (with a checkpoint)
     seed: int = 0
     run_dir: str = "runs/default"
@@ -103,6 +106,8 @@ class TrainConfig:
             (self.max_bad_steps >= 1, "max_bad_steps must be >= 1"),
             (self.log_every >= 1, "log_every must be >= 1"),
             (self.telemetry_every >= 0, "telemetry_every must be >= 0 (0 = off)"),
+            (all(name in LOGGERS for name in self.loggers),
+             f"unknown logger in loggers={list(self.loggers)}; choose from {', '.join(LOGGERS)} (or [] for none)"),
         ]
         for ok, message in checks:
             if not ok:

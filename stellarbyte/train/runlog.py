@@ -1,4 +1,5 @@
-"""Run logging: a tqdm progress bar (loss, lr, tokens/s, MFU, ETA), <run_dir>/train.log and metrics.jsonl.
+"""Run logging: a tqdm progress bar (loss, lr, tokens/s, MFU, ETA), <run_dir>/train.log, metrics.jsonl and the
+metric backends of stellarbyte.train.backends (TensorBoard by default).
 
 The text log and the JSONL file are appended to (a resumed run continues the same files) and flushed every line,
 so a killed run keeps everything it logged.
@@ -14,11 +15,13 @@ from tqdm.auto import tqdm
 
 
 class RunLog:
-    def __init__(self, run_dir: Path, total: int, initial: int = 0, progress: bool = True) -> None:
+    def __init__(self, run_dir: Path, total: int, initial: int = 0, progress: bool = True,
+                 backends: list | None = None) -> None:
         # held open for the whole run (closed in close()), so not a `with` block
         self.text_file = open(run_dir / "train.log", "a")  # noqa: SIM115
         self.jsonl = open(run_dir / "metrics.jsonl", "a")  # noqa: SIM115
         self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, disable=not progress)
+        self.backends = backends or []  # TensorBoard / wandb / swanlab (stellarbyte.train.backends)
 
     def text(self, line: str) -> None:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -30,6 +33,9 @@ class RunLog:
     def _record(self, record: dict) -> None:
         self.jsonl.write(json.dumps(record) + "\n")
         self.jsonl.flush()
+        step = record["step"]
+        for backend in self.backends:
+            backend.log(step, {k: v for k, v in record.items() if k != "step"})
 
     def step(self, step: int, m: dict, every: int) -> None:
         self.bar.update(1)
@@ -48,6 +54,8 @@ class RunLog:
         self.text(f"step {step}: val_loss {v['val_loss']:.4f} val_ppl {v['val_ppl']:.2f}")
 
     def close(self) -> None:
+        for backend in self.backends:
+            backend.close()
         self.bar.close()
         self.text_file.close()
         self.jsonl.close()

@@ -37,6 +37,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from stellarbyte.train.backends import build_backends
 from stellarbyte.train.batches import Batch, count_targets, lm_loss, to_device
 from stellarbyte.train.checkpoint import CheckpointManager, rng_state, set_rng_state
 from stellarbyte.train.config import TrainConfig, save_config
@@ -240,7 +241,10 @@ class Trainer:
             self.load_state_dict(self.checkpoints.load("latest", map_location=self.device))
         save_config(cfg, self.run_dir / "config.yaml")
         result = TrainResult(status="finished", step=self.step)
-        log = RunLog(self.run_dir, total=cfg.max_steps, initial=self.step, progress=cfg.progress)
+        backends, notes = build_backends(cfg.loggers, self.run_dir, cfg.to_dict(), cfg.project)
+        log = RunLog(self.run_dir, total=cfg.max_steps, initial=self.step, progress=cfg.progress, backends=backends)
+        for note in notes:
+            log.text(note)
         log.text(f"{'resumed at' if resume else 'starting'} step {self.step}/{cfg.max_steps} on {self.device} "
                  f"({self.precision}); {cfg.tokens_per_step} tokens/step")
         handlers = {}

@@ -26,7 +26,7 @@ from stellarbyte.train.trainer import Trainer, TrainingDiverged
 def _cfg(tmp_path, name="run", **kw):
     base = dict(seq_len=16, batch_size=4, grad_accum=1, max_steps=8, warmup_steps=2, lr=3e-3, precision="fp32",
                 device="cpu", eval_every=4, eval_batches=2, save_every=0, log_every=1, progress=False,
-                run_dir=str(tmp_path / name), weight_decay=0.1)
+                run_dir=str(tmp_path / name), weight_decay=0.1, loggers=[])
     base.update(kw)
     return TrainConfig(**base)
 
@@ -215,3 +215,29 @@ def test_compile_switch_matches_eager_and_saves_plain_keys(tmp_path, packed):
     compiled = trainer.train()
     assert compiled.losses == pytest.approx(eager.losses, rel=1e-5)
     assert not any(k.startswith("_orig_mod") for k in trainer.checkpoints.load()["model"])
+
+
+def test_tensorboard_backend_records_scalars(tmp_path, packed):
+    """Read the event file back with TensorBoard's own EventAccumulator."""
+    pytest.importorskip("tensorboard", reason="optional backend: pip install tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = _cfg(tmp_path, max_steps=4, eval_every=2, telemetry_every=2, loggers=["tensorboard"])
+    result = _trainer(cfg, packed).train()
+    acc = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    acc.Reload()
+    tags = acc.Tags()["scalars"]
+    assert {"loss", "lr", "val_loss", "val_ppl", "act_rms/layer.1", "grad_norm_layers/embed"} <= set(tags)
+    losses = {e.step: e.value for e in acc.Scalars("loss")}
+    assert losses == pytest.approx(result.losses, rel=1e-6)
+    assert [e.step for e in acc.Scalars("val_loss")] == [2, 4]
+
+
+def test_unknown_or_missing_logger_is_clear(tmp_path, packed):
+    with pytest.raises(ValueError, match="unknown logger in loggers=\\['tensorbord'\\]"):
+        _cfg(tmp_path, loggers=["tensorbord"])
+    try:
+        import wandb  # noqa: F401
+    except ModuleNotFoundError:
+        with pytest.raises(ValueError, match="pip install wandb"):
+            _trainer(_cfg(tmp_path, max_steps=2, loggers=["wandb"]), packed).train()
