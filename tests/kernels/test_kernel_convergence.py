@@ -61,7 +61,7 @@ class TinyLM(nn.Module):
         return K.fused_linear_cross_entropy(h, self.lm_head, labels, chunk_size=16)
 
 
-def _train(backend: str, device: str, steps: int = 8) -> list[float]:
+def _train(backend: str, device: str, steps: int = 8, keep: list | None = None) -> list[float]:
     torch.manual_seed(0)
     model = TinyLM().to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
@@ -77,13 +77,28 @@ def _train(backend: str, device: str, steps: int = 8) -> list[float]:
             loss.backward()
             opt.step()
             losses.append(loss.item())
+    if keep is not None:
+        keep.append((model, ids, labels))
     return losses
 
 
 @pytest.mark.slow
 def test_torch_and_triton_backends_train_the_same(device):
     ref = _train("torch", device)
-    tri = _train("triton", device)
+    kept: list = []
+    tri = _train("triton", device, keep=kept)
     assert ref[-1] < ref[0] - 1.0, f"the tiny model did not learn: {ref}"
     for step, (a, b) in enumerate(zip(ref, tri)):
         assert abs(a - b) <= 1e-3 * max(1.0, abs(a)), f"step {step}: torch {a:.6f} vs triton {b:.6f}"
+
+    # a model trained with one backend runs with the other: the kernels own no parameters
+    model, ids, labels = kept[0]
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    reloaded = TinyLM().to(device)
+    reloaded.load_state_dict(state)
+    with torch.no_grad():
+        with K.use_backend("triton"):
+            trained_with = model.loss(ids[:, :-1], labels).item()
+        with K.use_backend("torch"):
+            other = reloaded.loss(ids[:, :-1], labels).item()
+    assert abs(trained_with - other) <= 1e-4 * max(1.0, abs(other))
