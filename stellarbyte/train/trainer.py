@@ -232,6 +232,8 @@ class Trainer:
 
     # ---- the loop --------------------------------------------------------------------------------------
     def _on_signal(self, signum: int, frame: Any) -> None:
+        if self._stop_signal is not None:  # a second Ctrl-C: stop now (a save in progress stays atomic)
+            raise KeyboardInterrupt
         self._stop_signal = signum
 
     def train(self, resume: bool = False) -> TrainResult:

@@ -241,3 +241,24 @@ def test_unknown_or_missing_logger_is_clear(tmp_path, packed):
     except ModuleNotFoundError:
         with pytest.raises(ValueError, match="pip install wandb"):
             _trainer(_cfg(tmp_path, max_steps=2, loggers=["wandb"]), packed).train()
+
+
+def test_out_of_memory_suggests_accumulation(tmp_path, packed):
+    def oom(model, batch):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    cfg = _cfg(tmp_path, max_steps=2, eval_every=0, batch_size=4)
+    trainer = Trainer(tiny_model(), cfg, pretrain_batches(packed, 4, 16), loss_fn=oom)
+    with pytest.raises(ValueError, match="lower --batch-size and raise --grad-accum"):
+        trainer.train()
+    assert trainer.checkpoints.latest() is None  # nothing half-written
+
+
+def test_second_signal_stops_immediately(tmp_path, packed):
+    def double_kill(trainer, metrics):
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        _trainer(_cfg(tmp_path, max_steps=4, eval_every=0), packed, on_step=double_kill).train()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
