@@ -262,3 +262,32 @@ def test_second_signal_stops_immediately(tmp_path, packed):
     with pytest.raises(KeyboardInterrupt):
         _trainer(_cfg(tmp_path, max_steps=4, eval_every=0), packed, on_step=double_kill).train()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+
+
+def test_sft_accumulation_weights_every_target_equally(tmp_path):
+    """Rows with 2 and 9 assistant targets: one batch of 2 rows == 2 micro-batches of 1 row (sum / total targets),
+    which a mean per micro-batch would not give; prompt tokens carry no loss."""
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(3, 128, (2, 12), generator=g)
+    labels = ids.clone()
+    labels[0, :10] = -100  # row 0: 2 labelled tokens
+    labels[1, :3] = -100   # row 1: 9 labelled tokens
+    rows = [{"input_ids": ids[i:i + 1], "labels": labels[i:i + 1]} for i in range(2)]
+    both = [{"input_ids": ids, "labels": labels}]
+    cfg_a = _cfg(tmp_path, "a", batch_size=2, grad_accum=1, max_steps=1, warmup_steps=0, eval_every=0,
+                 lr_schedule="constant")
+    cfg_b = _cfg(tmp_path, "b", batch_size=1, grad_accum=2, max_steps=1, warmup_steps=0, eval_every=0,
+                 lr_schedule="constant")
+    a = Trainer(tiny_model(seed=0), cfg_a, SFTBatches(both))
+    b = Trainer(tiny_model(seed=0), cfg_b, SFTBatches(rows))
+    ra, rb = a.train(), b.train()
+    # the reference loss: the model's own mean over labelled tokens only (labels shifted inside); a mean per
+    # micro-batch would report (mean_row0 + mean_row1) / 2 instead, weighting row 0's 2 tokens like row 1's 9
+    with torch.no_grad():
+        expected = float(tiny_model(seed=0)(ids, labels=labels).loss)
+        per_row = [float(tiny_model(seed=0)(ids[i:i + 1], labels=labels[i:i + 1]).loss) for i in range(2)]
+    assert abs(sum(per_row) / 2 - expected) > 1e-3
+    assert ra.losses[1] == pytest.approx(expected, rel=1e-6) and rb.losses[1] == pytest.approx(expected, rel=1e-6)
+    # Adam's first step is ~lr * sign(g): elements with |g| ~ eps may differ by float noise, hence atol 1e-5
+    for pa, pb in zip(a.model.parameters(), b.model.parameters()):
+        torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-5)
