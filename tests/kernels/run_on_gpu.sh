@@ -36,7 +36,8 @@ elif [[ "$STAGE" == "final" ]]; then
     ${OPS:+--ops $OPS} >> "$LOG" 2>&1
   timeout 100 python3 -m stellarbyte.cli bench layers --config llama-8b --backends torch,triton --rep-ms 50 \
     --out "$OUT" >> "$LOG" 2>&1
-  timeout 120 python3 -m stellarbyte.cli bench model --config llama-1b --steps 5 --out "$OUT" >> "$LOG" 2>&1
+  timeout 120 python3 -m stellarbyte.cli bench model --config llama-1b --steps 5 --backends "${MODEL_BACKENDS:-torch,triton}" \
+    --out "$OUT" >> "$LOG" 2>&1
   timeout 40 python3 -m stellarbyte.cli bench roofline --measure --from-csv "$OUT/kernels.csv" --out /tmp/roof \
     >> "$LOG" 2>&1 && cp /tmp/roof/roofline.png /tmp/roof/roofline.csv "$OUT/"
   timeout 60 python3 -m stellarbyte.cli bench profile --config llama-1b --batch 2 --backend triton --out /tmp/prof \
