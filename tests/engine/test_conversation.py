@@ -1,6 +1,7 @@
 """Conversation memory: the drop-oldest-turns policy, and KV reuse of earlier turns through the prefix cache."""
 
 import pytest
+import torch
 from tiny_models import tiny_model
 
 from stellarbyte.infer.engine import LLM, SamplingParams
@@ -67,3 +68,25 @@ def test_second_turn_reuses_first_turn_blocks(tok):
         shared += 1
     assert shared >= len(turn1) - 1  # the new prompt extends the old one (the last newline may merge)
     assert out.num_cached_tokens >= shared // 4 * 4 > 0  # turn 1's full blocks are served from the cache
+
+
+def test_llm_chat_fits_renders_and_stops_at_end_of_turn(tok):
+    model = tiny_model(vocab_size=tok.vocab_size, max_position_embeddings=512)
+    llm = LLM(model, tokenizer=tok, block_size=4, num_blocks=128)
+    params = SamplingParams(temperature=0, max_tokens=8, ignore_eos=True)
+    convs = [chat(0), chat(2)]
+    outs = llm.chat(convs, params)
+    for conv, out in zip(convs, outs):
+        ids = fit_conversation(conv, tok, 512, 8).prompt_token_ids
+        assert out.prompt_token_ids == ids
+        ref = llm.generate([ids], SamplingParams(temperature=0, max_tokens=8, ignore_eos=True,
+                                                 stop_token_ids=[tok.im_end_token_id]))[0]
+        assert out.outputs[0].token_ids == ref.outputs[0].token_ids
+    # the end-of-turn token ends a reply: make the model's first greedy token im_end's id and see it stop
+    first = outs[0].outputs[0].token_ids[0]
+    with torch.no_grad():
+        model.lm_head.weight[[first, tok.im_end_token_id]] = model.lm_head.weight[[tok.im_end_token_id, first]]
+    out = LLM(model, tokenizer=tok, block_size=4, num_blocks=128).chat(convs[0], params)[0].outputs[0]
+    assert out.token_ids == [tok.im_end_token_id] and out.finish_reason == "stop"
+    with pytest.raises(ValueError, match="needs a tokenizer"):
+        LLM(tiny_model()).chat(chat(0))

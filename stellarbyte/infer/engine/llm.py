@@ -9,13 +9,14 @@ outputs come back in prompt order.
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from stellarbyte.infer.engine.config import EngineConfig
+from stellarbyte.infer.engine.conversation import fit_conversation
 from stellarbyte.infer.engine.llm_engine import LLMEngine
 from stellarbyte.infer.engine.outputs import RequestOutput
 from stellarbyte.infer.engine.sampling_params import SamplingParams
@@ -93,3 +94,22 @@ class LLM:
                 if rid not in finished:
                     engine.abort_request(rid)
         return [finished[rid] for rid in order]
+
+    def chat(self, messages: list[dict] | list[list[dict]],
+             sampling_params: SamplingParams | None = None) -> list[RequestOutput]:
+        """One conversation (a list of {"role", "content"} dicts) or several. Each is fitted to the context
+        window by conversation.fit_conversation, rendered with the tokenizer's chat template, and ends at the
+        template's end-of-turn token (<|im_end|>) as well as at EOS."""
+        tok = self.tokenizer
+        if tok is None or not hasattr(tok, "apply_chat_template"):
+            raise ValueError("chat() needs a tokenizer with a chat template (load the model from a directory with "
+                             "tokenizer.json or pass tokenizer=...)")
+        conversations = [messages] if messages and isinstance(messages[0], dict) else list(messages)
+        params = sampling_params or SamplingParams()
+        end_of_turn = getattr(tok, "im_end_token_id", None)
+        if end_of_turn is not None and end_of_turn not in params.stop_token_ids:
+            params = replace(params, stop_token_ids=[*params.stop_token_ids, end_of_turn])
+        context = self.engine.context_length
+        prompts = [fit_conversation(conv, tok, context, params.max_tokens or 1).prompt_token_ids
+                   for conv in conversations]
+        return self.generate(prompts, params)
