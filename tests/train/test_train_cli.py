@@ -41,7 +41,9 @@ def world(tmp_path_factory):
 
 def test_pretrain_resume_then_sft(world, tmp_path, capsys):
     run = tmp_path / "pre"
-    common = ["--config", str(world / "tiny.yaml"), "--data-dir", str(world / "packed"), "--run-dir", str(run)]
+    # a constant schedule: the lr of a step does not depend on max_steps, so 3 + 3 steps can equal 6 straight
+    common = ["--config", str(world / "tiny.yaml"), "--data-dir", str(world / "packed"), "--run-dir", str(run),
+              "--lr-schedule", "constant"]
     assert main(["pretrain", *common, "--max-steps", "3"]) == 0
     assert "finished at step 3/3" in capsys.readouterr().out
     assert main(["pretrain", *common, "--resume"]) == 0  # max_steps 6 from the YAML: continues from step 3
@@ -52,6 +54,15 @@ def test_pretrain_resume_then_sft(world, tmp_path, capsys):
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()
              if "loss" in json.loads(line)]
     assert steps == [1, 2, 3, 4, 5, 6]
+    straight = tmp_path / "straight"
+    assert main(["pretrain", *common[:-4], "--run-dir", str(straight), "--lr-schedule", "constant"]) == 0
+    capsys.readouterr()
+
+    def losses(run_dir):
+        records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        return {(r["step"], "loss" in r): r.get("loss", r.get("val_loss")) for r in records}
+
+    assert losses(run) == losses(straight)  # 3 steps + resume for 3 == 6 straight, bitwise (CPU fp32)
     assert ByteModel.from_pretrained(run / "model").config.hidden_size == 32
 
     sft_run = tmp_path / "sft"
