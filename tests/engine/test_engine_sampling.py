@@ -47,11 +47,12 @@ def test_seed_reproducible_regardless_of_batch_and_preemption(model):
     assert different != alone
 
 
-def test_n_completions_are_seed_plus_index(model):
-    p = prompts((5,), seed=4)[0]
+def test_n_completions_are_seed_plus_index_and_share_the_prompt(model):
+    p = prompts((13,), seed=4)[0]
     llm = LLM(model, block_size=4, num_blocks=64)
     out = llm.generate([p], sampled(seed=100, n=3))[0]
     assert [c.index for c in out.outputs] == [0, 1, 2]
+    assert llm.engine.block_manager.stats.hit_tokens == 2 * 12  # siblings reuse the 3 full prompt blocks
     singles = [llm.generate([p], sampled(seed=100 + i))[0].outputs[0].token_ids for i in range(3)]
     assert [c.token_ids for c in out.outputs] == singles
     assert len({tuple(s) for s in singles}) == 3

@@ -8,6 +8,8 @@ One step:
      (blocks freed, K/V recomputed on readmission) until the older one fits.
   2. if nobody was preempted, waiting sequences are admitted in arrival order while max_num_seqs, the token
      budget (max_num_batched_tokens) and the free blocks allow; a prompt longer than the budget is chunked.
+The n completions of one request share its prompt's K/V: a sibling is admitted only after the first one's
+prompt is computed, so its full prompt blocks come from the prefix cache.
 No starvation: admission is strictly FCFS (the head of the queue is never skipped), preempted sequences
 return to the head of the queue, and preemption always takes the newest, so the oldest request always
 progresses -- and LLMEngine refuses requests whose full length could not fit the block pool alone.
@@ -76,6 +78,8 @@ class Scheduler:
             return batch
         while self.waiting and budget > 0 and len(self.running) < self.max_num_seqs:  # 2. admit, FCFS
             seq = self.waiting[0]
+            if self._sibling_prefilling(seq):
+                break  # n > 1: wait one prefill so the siblings share the prompt's blocks (prefix cache)
             n = self.block_manager.admit(seq, budget)
             if n == 0:
                 break  # the head waits for blocks; nobody overtakes it
@@ -86,6 +90,12 @@ class Scheduler:
             batch.num_new_tokens.append(n)
             budget -= n
         return batch
+
+    def _sibling_prefilling(self, seq: Sequence) -> bool:
+        if not self.block_manager.enable_prefix_caching or seq.num_output_tokens:
+            return False
+        return any(r.request_id == seq.request_id and r.num_computed_tokens < r.num_prompt_tokens
+                   for r in self.running)
 
     def _preempt(self, seq: Sequence, batch: ScheduledBatch) -> None:
         """Recomputation: free the blocks, keep the tokens, requeue at the head (older victims end up first)."""
