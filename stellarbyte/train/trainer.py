@@ -112,7 +112,7 @@ class Trainer:
         state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "rng": rng_state(),
                  "counters": {"bad_in_a_row": self.bad_in_a_row, "skipped_total": self.skipped_total,
-                              "best_val": self.best_val}}
+                              "best_val": self.best_val, "last_val": self.last_val}}
         if hasattr(self.train_data, "state_dict"):
             state["data"] = self.train_data.state_dict()
         return state
@@ -133,7 +133,7 @@ class Trainer:
             self.train_data.load_state_dict(state["data"])
         counters = state["counters"]
         self.bad_in_a_row, self.skipped_total = counters["bad_in_a_row"], counters["skipped_total"]
-        self.best_val = counters["best_val"]
+        self.best_val, self.last_val = counters["best_val"], counters.get("last_val")
         self.step = int(state["step"])
         set_rng_state(state["rng"])  # last: nothing above may draw random numbers after it
 
