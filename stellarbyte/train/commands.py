@@ -51,7 +51,7 @@ FIELD_HELP = {
     "decay_shape": "wsd decay: linear, cosine or 1-sqrt",
     "precision": "auto, fp32, bf16 (autocast) or fp16 (autocast + GradScaler)",
     "device": "auto, cpu, cuda, cuda:1, ...", "compile": "torch.compile the model's forward",
-    "gradient_checkpointing": "recompute block activations in backward (less memory, ~33%% more compute)",
+    "gradient_checkpointing": "recompute block activations in backward (less memory, ~33% more compute)",
     "empty_cache_every": "gc + CUDA cache release every N steps (0 = never)",
     "peak_flops": "device peak FLOP/s for MFU (0 = look up the GPU)",
     "eval_every": "validate every N steps (0 = never)", "eval_batches": "validation batches per evaluation",
@@ -71,8 +71,7 @@ FIELD_HELP = {
 def add_parser(subparsers: Any, verb: str) -> argparse.ArgumentParser:
     what = "pretrain a model on a packed dataset" if verb == "pretrain" else "supervised fine-tuning on conversations"
     parser = subparsers.add_parser(verb, help=what, description=f"{what[0].upper()}{what[1:]}. Every field of the "
-                                   "YAML config can be overridden by its flag.",
-                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                   "YAML config can be overridden by its flag; values are read as YAML.")
     parser.add_argument("--config", required=True, help="YAML config (configs/tiny-cpu.yaml, ...)")
     parser.add_argument("--resume", action="store_true", help="continue from <run_dir>/checkpoints/latest")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
@@ -80,8 +79,10 @@ def add_parser(subparsers: Any, verb: str) -> argparse.ArgumentParser:
     for f in dataclasses.fields(TrainConfig):
         if f.name == "model":
             continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f"field_{f.name}", default=None, metavar="V",
-                            help=FIELD_HELP.get(f.name, f.name))
+                            help=f"{FIELD_HELP.get(f.name, f.name)} (built-in default {default!r}; the YAML wins "
+                                 f"over it, the flag over both)".replace("%", "%%"))
     parser.set_defaults(func=lambda args: run(args, verb))
     return parser
 
