@@ -109,3 +109,26 @@ def test_stop_strings_end_and_are_cut_from_text(model):
     cut = text.index(stop)
     assert out.text == text[:cut] and out.finish_reason == "stop" and out.stop_reason == stop
     assert out.token_ids == free.outputs[0].token_ids[:cut + len(stop)]  # ids run through the stop string
+
+
+def test_filter_rows_equals_filter_logits_row_by_row():
+    from stellarbyte.infer.engine.sampler import filter_rows
+    from stellarbyte.infer.sampling import filter_logits
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(5, 64, generator=g) * 3
+    settings = [(0, 1.0, 0.0), (5, 1.0, 0.0), (0, 0.8, 0.0), (0, 1.0, 0.2), (10, 0.9, 0.05)]
+    got = filter_rows(logits, torch.tensor([s[0] for s in settings]), torch.tensor([s[1] for s in settings]),
+                      torch.tensor([s[2] for s in settings]))
+    for i, (k, p, m) in enumerate(settings):
+        assert torch.equal(got[i], filter_logits(logits[i:i + 1], k, p, m)[0]), settings[i]
+
+
+def test_mixed_batch_greedy_rows_unaffected_by_sampled_neighbours(model):
+    ps = prompts((6, 9, 4), seed=11)
+    llm = LLM(model, block_size=4, num_blocks=64)
+    greedy = SamplingParams(temperature=0, max_tokens=8, ignore_eos=True)
+    alone = llm.generate([ps[1]], greedy)[0].outputs[0].token_ids
+    outs = llm.generate(ps, [sampled(), greedy, sampled(top_k=3)])
+    assert outs[1].outputs[0].token_ids == alone
+    assert all(len(o.outputs[0].token_ids) == 12 for o in (outs[0], outs[2]))

@@ -56,11 +56,55 @@ def _plain_greedy(seq: Sequence) -> bool:
     return p.greedy and p.repetition_penalty == 1.0 and not p.presence_penalty and not p.frequency_penalty
 
 
+def filter_rows(logits: torch.Tensor, top_k: torch.Tensor, top_p: torch.Tensor, min_p: torch.Tensor) -> torch.Tensor:
+    """filter_logits with per-row settings: logits (B, V); top_k (B,) long (0 = off); top_p, min_p (B,) float.
+    The same operations as stellarbyte.infer.sampling.filter_logits, row for row."""
+    neg_inf = torch.finfo(logits.dtype).min
+    vocab = logits.shape[-1]
+    if bool((top_k > 0).any()):
+        k = torch.where(top_k > 0, top_k.clamp(max=vocab), vocab)  # off -> keep all
+        kth = torch.sort(logits, dim=-1, descending=True).values.gather(-1, (k - 1)[:, None])  # (B, 1)
+        logits = logits.masked_fill(logits < kth, neg_inf)
+    if bool((top_p < 1).any()):
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=False)
+        cumulative = sorted_logits.softmax(-1).cumsum(-1)
+        drop_sorted = (cumulative <= (1 - top_p)[:, None]) & (top_p < 1)[:, None]
+        drop_sorted[..., -1:] = False
+        logits = logits.masked_fill(drop_sorted.scatter(-1, order, drop_sorted), neg_inf)
+    if bool((min_p > 0).any()):
+        probs = logits.softmax(-1)
+        threshold = min_p[:, None] * probs.max(-1, keepdim=True).values
+        logits = logits.masked_fill(probs < threshold, neg_inf)
+    return logits
+
+
 def sample(logits: torch.Tensor, seqs: list[Sequence]) -> tuple[list[int], list[dict[int, float] | None]]:
+    """Vectorised over rows; only penalties (which need each row's history) and seeded draws (each row's
+    own generator) loop in Python."""
     if all(_plain_greedy(s) for s in seqs):  # the common batch: one argmax for every row
         tokens = logits.argmax(-1).tolist()
     else:
-        tokens = [sample_row(row, seq) for row, seq in zip(logits, seqs)]
+        processed = torch.stack([penalize(row, seq) if not _plain_greedy(seq) else row
+                                 for row, seq in zip(logits, seqs)])  # (B, V)
+        chosen = processed.argmax(-1)
+        sampled = [i for i, seq in enumerate(seqs) if not seq.params.greedy]
+        if sampled:
+            rows = torch.tensor(sampled, device=logits.device)
+            ps = [seqs[i].params for i in sampled]
+            dev = logits.device
+            temperature = torch.tensor([p.temperature for p in ps], dtype=processed.dtype, device=dev)
+            filtered = filter_rows(processed[rows] / temperature[:, None],
+                                   torch.tensor([p.top_k for p in ps], device=dev),
+                                   torch.tensor([p.top_p for p in ps], dtype=processed.dtype, device=dev),
+                                   torch.tensor([p.min_p for p in ps], dtype=processed.dtype, device=dev))
+            probs = filtered.softmax(-1)  # (R, V)
+            seeded = [j for j, i in enumerate(sampled) if seqs[i].generator is not None]
+            free = [j for j in range(len(sampled)) if seqs[sampled[j]].generator is None]
+            if free:
+                chosen[rows[free]] = torch.multinomial(probs[free], 1).squeeze(-1)
+            for j in seeded:  # a seeded request draws from its own generator, as generate(seed=...) does
+                chosen[sampled[j]] = torch.multinomial(probs[j:j + 1], 1, generator=seqs[sampled[j]].generator)[0, 0]
+        tokens = chosen.tolist()
     logprobs = []
     for row, seq, token in zip(logits, seqs, tokens):
         k = seq.params.logprobs
