@@ -7,6 +7,8 @@ Contract: row i is sampled with seqs[i].params and seqs[i].generator only, so a 
 same tokens whatever else shares its batch -- and, for one prompt, the same tokens as
 ByteModel.generate(do_sample=True, seed=s), which uses the same operations on a (1, V) row.
 Shapes: logits (B, V) float32 -> token ids list[int] (B,), logprob dicts {token id: logprob}.
+The filters run on all sampled rows at once (filter_rows: per-row top-k/top-p/min-p, the same operations as
+filter_logits row for row); penalties and seeded draws loop over their rows.
 """
 
 from __future__ import annotations
