@@ -37,3 +37,15 @@ def test_bf16_paged_logits_close_to_plain_forward():
             ref = torch.log_softmax(model(torch.tensor([p], device="cuda")).logits[0, -1].float(), -1)
         for token, value in o.outputs[0].logprobs[0].items():
             assert value == pytest.approx(float(ref[token]), abs=3e-2)
+
+
+def test_pool_sized_from_gpu_memory_utilization():
+    model = tiny_model().to("cuda")
+    free, total = torch.cuda.mem_get_info()
+    engine = LLM(model, block_size=16, gpu_memory_utilization=0.05).engine
+    pool = engine.kv_cache.num_blocks * engine.kv_cache.keys[0][0].numel() * 4 * 2 * model.config.num_hidden_layers
+    assert 0 < pool <= 0.05 * total - (total - free)
+    out = engine.add_request([1, 2, 3], SamplingParams(temperature=0, max_tokens=2, ignore_eos=True))
+    while engine.has_unfinished_requests():
+        engine.step()
+    assert out == "0"

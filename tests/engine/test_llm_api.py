@@ -132,3 +132,14 @@ def test_interrupted_generate_releases_everything(monkeypatch):
         llm.generate([[1, 2, 3, 4, 5], [6, 7]], GREEDY)
     assert not llm.engine.has_unfinished_requests() and llm.engine.get_stats().num_free_blocks == 16
     assert llm.engine.requests == {}
+
+
+def test_gpu_memory_utilization_budget():
+    from stellarbyte.infer.engine.config import kv_budget_from_utilization
+
+    gib = 2**30
+    assert kv_budget_from_utilization(free_bytes=70 * gib, total_bytes=80 * gib, utilization=0.9) == 62 * gib
+    with pytest.raises(ValueError, match="already in use"):
+        kv_budget_from_utilization(free_bytes=10 * gib, total_bytes=80 * gib, utilization=0.5)
+    with pytest.raises(ValueError, match="gpu_memory_utilization"):
+        EngineConfig(gpu_memory_utilization=1.5)

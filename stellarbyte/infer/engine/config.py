@@ -1,7 +1,8 @@
 """Engine settings (vLLM names) and the KV-pool sizing rule.
 
-KV memory: num_blocks if given, else kv_cache_memory_bytes // bytes_per_block (see kv_cache.py), else enough
-blocks for max_num_seqs sequences of a full context window, capped at DEFAULT_KV_BYTES.
+KV memory: num_blocks if given, else kv_cache_memory_bytes // bytes_per_block (see kv_cache.py), else on a GPU
+with gpu_memory_utilization set: util * total device memory - memory already in use (weights, other tensors),
+as vLLM, else enough blocks for max_num_seqs sequences of a full context window, capped at DEFAULT_KV_BYTES.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ class EngineConfig:
     max_num_seqs: int = 64  # sequences in one step
     max_num_batched_tokens: int = 2048  # tokens computed in one step (prefill chunks + decodes)
     enable_prefix_caching: bool = True
+    gpu_memory_utilization: float | None = None  # share of the GPU's memory the process may fill (CUDA only)
 
     def __post_init__(self) -> None:
         for name in ("block_size", "max_num_seqs", "max_num_batched_tokens"):
@@ -29,6 +31,9 @@ class EngineConfig:
             raise ValueError(f"EngineConfig.num_blocks={self.num_blocks!r} must be an int >= 1 or None")
         if self.kv_cache_memory_bytes is not None and self.kv_cache_memory_bytes < 1:
             raise ValueError(f"EngineConfig.kv_cache_memory_bytes={self.kv_cache_memory_bytes!r} must be > 0")
+        util = self.gpu_memory_utilization
+        if util is not None and not 0 < util <= 1:
+            raise ValueError(f"EngineConfig.gpu_memory_utilization={util!r} must be in (0, 1]")
 
     def resolve_num_blocks(self, bytes_per_block: int, context_length: int) -> int:
         if self.num_blocks is not None:
@@ -42,3 +47,12 @@ class EngineConfig:
             raise ValueError(f"kv_cache_memory_bytes={budget} is smaller than one KV block ({bytes_per_block} "
                              f"bytes); raise it or lower block_size")
         return blocks
+
+
+def kv_budget_from_utilization(free_bytes: int, total_bytes: int, utilization: float) -> int:
+    """Bytes the KV pool may take: utilization * total minus what is already in use."""
+    budget = int(utilization * total_bytes) - (total_bytes - free_bytes)
+    if budget <= 0:
+        raise ValueError(f"gpu_memory_utilization={utilization} allows {utilization * total_bytes / 2**30:.1f} GiB but "
+                         f"{(total_bytes - free_bytes) / 2**30:.1f} GiB are already in use; raise it or free memory")
+    return budget

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from stellarbyte.infer.engine.block_manager import BlockManager
-from stellarbyte.infer.engine.config import EngineConfig
+from stellarbyte.infer.engine.config import EngineConfig, kv_budget_from_utilization
 from stellarbyte.infer.engine.kv_cache import PagedKVCache, bytes_per_block
 from stellarbyte.infer.engine.model_runner import ModelRunner
 from stellarbyte.infer.engine.outputs import CompletionOutput, RequestOutput
@@ -51,7 +51,12 @@ class LLMEngine:
         self.context_length = mc.context_length
         per_block = bytes_per_block(mc.num_hidden_layers, self.config.block_size, mc.num_key_value_heads,
                                     mc.head_dim, model.dtype)
-        num_blocks = self.config.resolve_num_blocks(per_block, self.context_length)
+        cfg = self.config
+        if (cfg.gpu_memory_utilization is not None and cfg.num_blocks is None and cfg.kv_cache_memory_bytes is None
+                and model.device.type == "cuda"):
+            free, total = torch.cuda.mem_get_info(model.device)
+            cfg.kv_cache_memory_bytes = kv_budget_from_utilization(free, total, cfg.gpu_memory_utilization)
+        num_blocks = cfg.resolve_num_blocks(per_block, self.context_length)
         self.kv_cache = PagedKVCache(mc.num_hidden_layers, num_blocks, self.config.block_size,
                                      mc.num_key_value_heads, mc.head_dim, model.dtype, model.device)
         self.block_manager = BlockManager(num_blocks, self.config.block_size, self.config.enable_prefix_caching)
