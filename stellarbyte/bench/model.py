@@ -64,7 +64,7 @@ def _train_steps(model: torch.nn.Module, cfg, backend: str, batch: int, steps: i
     except Exception as err:  # noqa: BLE001 -- report and go on with the other backends
         return {"error": f"{type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''}"}
     tokens = batch * cfg.seq
-    return dict(step_ms=dt * 1e3, tokens_per_s=tokens / dt, loss=float(loss),
+    return dict(step_ms=dt * 1e3, tokens_per_s=tokens / dt, loss=float(loss.detach()),
                 mfu=step_flops(model, cfg, tokens) / dt / 1e12 / peaks.bf16_tflops,
                 peak_GB=torch.cuda.max_memory_allocated() / 1e9 if cuda else float("nan"))
 

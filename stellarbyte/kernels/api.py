@@ -14,7 +14,8 @@ _R = "stellarbyte.kernels.reference"
 _T = "stellarbyte.kernels.ops"
 register("rms_norm", f"{_R}.norms:rms_norm", f"{_T}.rmsnorm:rms_norm")
 register("add_rms_norm", f"{_R}.norms:add_rms_norm", f"{_T}.rmsnorm:add_rms_norm")
-register("layer_norm", f"{_R}.norms:layer_norm", f"{_T}.layernorm:layer_norm")
+# torch's fused LayerNorm backward beat ours on the H100 (0.24 vs 0.67 ms fwd+bwd at 8192x4096): auto keeps torch
+register("layer_norm", f"{_R}.norms:layer_norm", f"{_T}.layernorm:layer_norm", auto_prefers_triton=False)
 register("apply_rope", f"{_R}.rope:apply_rope", f"{_T}.rope:apply_rope")
 register("silu_mul", f"{_R}.activations:silu_mul", f"{_T}.gated:silu_mul")
 register("gelu_mul", f"{_R}.activations:gelu_mul", f"{_T}.gated:gelu_mul")

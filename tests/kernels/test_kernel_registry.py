@@ -46,6 +46,7 @@ def test_auto_picks_torch_on_cpu_and_matmul_policy():
         assert K.resolve(op, "auto", x) == "torch"
     assert K.resolve("rms_norm", "torch", x) == "torch"
     assert registry._OPS["matmul"].auto_prefers_triton is False  # cuBLAS stays the default for matmul
+    assert registry._OPS["layer_norm"].auto_prefers_triton is False  # torch's LayerNorm won on the H100
     assert registry._OPS["rms_norm"].auto_prefers_triton is True
     assert set(K.registered_ops()) == {"rms_norm", "add_rms_norm", "layer_norm", "apply_rope", "silu_mul",
                                        "gelu_mul", "softmax", "cross_entropy", "fused_linear_cross_entropy",
