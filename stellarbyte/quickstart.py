@@ -314,7 +314,7 @@ def run_quickstart(out_dir: str | os.PathLike, size: str | int = "1MB", seed: in
         "packed_train_tokens": n_train, "val_ppl_pretrain": val_ppl_pretrain, "val_ppl": val_ppl,
         "accuracy": accuracy, "overall_accuracy": overall, "kinds_above_chance": above,
         "samples": samples, "times_s": {k: round(v, 2) for k, v in times.items()}, "wall_s": round(wall, 1),
-        "cpu_load_1m_start_end": _load(),
+        "cpu_load_1m_end": _load(),
     }
     write_json_atomic(out / "summary.json", summary)
     print("\n" + format_table(accuracy))
