@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stellarbyte import kernels
 from stellarbyte.config import ByteConfig
 
 
@@ -27,9 +28,10 @@ class GatedMLP(nn.Module):
         self.activation = activation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate = self.gate_proj(x)  # (B, T, F)
-        gate = F.silu(gate) if self.activation == "silu" else F.gelu(gate, approximate="tanh")
-        return self.down_proj(gate * self.up_proj(x))
+        gate, up = self.gate_proj(x), self.up_proj(x)  # (B, T, F) each
+        # act(gate) * up through the kernel registry (one fused Triton pass on CUDA)
+        h = kernels.silu_mul(gate, up) if self.activation == "silu" else kernels.gelu_mul(gate, up, "tanh")
+        return self.down_proj(h)
 
 
 class MLP(nn.Module):

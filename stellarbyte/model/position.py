@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from stellarbyte import kernels
 from stellarbyte.config import ByteConfig, RoPEConfig
 
 
@@ -44,6 +45,8 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
 
 def apply_rotary(q: torch.Tensor, k: torch.Tensor, tables: RotaryTables) -> tuple[torch.Tensor, torch.Tensor]:
     """Rotate the first R dims of q (B, Hq, T, D) and k (B, Hkv, T, D); dims beyond R pass through."""
+    if tables.q_scale is None and tables.cos.dim() == 3:  # plain RoPE: the kernel registry's apply_rope
+        return kernels.apply_rope(q, k, tables.cos, tables.sin)
     cos = tables.cos.unsqueeze(1).to(q.dtype)  # (B, 1, T, R)
     sin = tables.sin.unsqueeze(1).to(q.dtype)
     rot = cos.shape[-1]

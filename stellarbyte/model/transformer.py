@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from stellarbyte import kernels
 from stellarbyte.config import ByteConfig
 from stellarbyte.model.block import Block, build_block
 from stellarbyte.model.kv import KVCache
@@ -219,6 +220,7 @@ class ByteModel(nn.Module):
 
 def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy of predicting token t+1 from position t, skipping IGNORE_INDEX targets."""
-    shifted_logits = logits[:, :-1].reshape(-1, logits.shape[-1]).float()  # (B * (T-1), V)
+    shifted_logits = logits[:, :-1].reshape(-1, logits.shape[-1])  # (B * (T-1), V)
     shifted_labels = labels[:, 1:].reshape(-1).to(logits.device)
-    return F.cross_entropy(shifted_logits, shifted_labels, ignore_index=IGNORE_INDEX)
+    # the registry's reference upcasts to float32 and calls F.cross_entropy, as this function used to
+    return kernels.cross_entropy(shifted_logits, shifted_labels, ignore_index=IGNORE_INDEX)
