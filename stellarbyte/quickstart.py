@@ -59,6 +59,8 @@ def add_parser(subparsers: Any, verb: str) -> argparse.ArgumentParser:
     p.add_argument("--pretrain-steps", type=int, default=None, help="pretraining optimizer steps (default 1200)")
     p.add_argument("--sft-steps", type=int, default=None, help="SFT optimizer steps (default 400)")
     p.add_argument("--vocab-size", type=int, default=None, help="BPE vocabulary size (default 2048)")
+    p.add_argument("--pretrain-lr", type=float, default=None, help="peak pretraining learning rate (default 3e-3)")
+    p.add_argument("--sft-lr", type=float, default=None, help="peak SFT learning rate (default 3e-4)")
     p.add_argument("--config", default=str(DEFAULT_CONFIG), help="training YAML (default configs/tiny-cpu.yaml)")
     p.add_argument("--fast", action="store_true", help="tiny smoke setting (tiny world, model and step counts)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
@@ -68,7 +70,7 @@ def add_parser(subparsers: Any, verb: str) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     kwargs: dict[str, Any] = {"fast": args.fast, "config": args.config, "progress": not args.no_progress}
-    for name in ("pretrain_steps", "sft_steps", "vocab_size"):
+    for name in ("pretrain_steps", "sft_steps", "vocab_size", "pretrain_lr", "sft_lr"):
         if getattr(args, name) is not None:
             kwargs[name] = getattr(args, name)
     kwargs["size"] = args.size
@@ -184,7 +186,7 @@ def format_table(accuracy: dict[str, dict[str, Any]]) -> str:
 
 def run_quickstart(out_dir: str | os.PathLike, size: str | int = "1MB", seed: int = 0, pretrain_steps: int = 1200,
                    sft_steps: int = 400, vocab_size: int = 2048, *, config: str | os.PathLike = DEFAULT_CONFIG,
-                   batch_size: int = 16, seq_len: int = 256, pretrain_lr: float = 3e-3, sft_lr: float = 1e-3,
+                   batch_size: int = 16, seq_len: int = 256, pretrain_lr: float = 3e-3, sft_lr: float = 3e-4,
                    sft_batch_size: int = 32, eval_per_kind: int | None = None, fast: bool = False,
                    progress: bool = True) -> dict[str, Any]:
     """Run the whole pipeline into out_dir and return the summary (also written to out_dir/summary.json).
