@@ -8,8 +8,9 @@ References: Vaswani et al., 2017; Shazeer, 2019 (MQA); Ainslie et al., 2023 (GQA
 
 Backends: `eager` computes the softmax explicitly in float32 (readable, the reference); `sdpa` calls
 torch.nn.functional.scaled_dot_product_attention, which picks flash / memory-efficient kernels where it can.
-`auto` is sdpa. The mask arrives ready-made from the decoder (see masks.py); `is_causal` marks the case
-where it is the plain lower triangle and SDPA may use its built-in causal path.
+`auto` is sdpa. The mask arrives ready-made from the decoder (see masks.py); `is_causal` marks the case where
+it is the plain lower triangle: that case goes through stellarbyte.kernels.attention (FlashAttention-style
+Triton on CUDA, SDPA's causal path as the torch reference).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stellarbyte import kernels
 from stellarbyte.config import ByteConfig
 from stellarbyte.model.kv import KVCache
 from stellarbyte.model.norm import RMSNorm
@@ -50,6 +52,10 @@ def eager_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: tor
 
 def sdpa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
                    is_causal: bool, scale: float, dropout: float) -> torch.Tensor:
+    if is_causal and dropout == 0.0:
+        # the plain causal case (training, prefill without padding) goes through the kernel registry:
+        # FlashAttention-style Triton on CUDA, this same SDPA call as its torch reference elsewhere
+        return kernels.attention(q, k, v, causal=True, scale=scale)
     groups = q.shape[1] // k.shape[1]
     if mask is not None and groups > 1:
         # SDPA's native GQA has no fused kernel with an explicit mask (it falls back to the math path on CUDA);
