@@ -97,10 +97,13 @@ class Attention(nn.Module):
         v = self.v_proj(x).view(b, t, self.num_kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, T, D)
         if rotary is not None:
             q, k = apply_rotary(q, k, rotary)
-        if cache is not None:
-            k, v = cache.update(self.layer_idx, k, v)  # (B, Hkv, S, D)
-        attend = ATTENTION_FUNCTIONS[self.implementation]
-        out = attend(q, k, v, mask, is_causal, self.scale, self.dropout if self.training else 0.0)
+        if cache is not None and cache.computes_attention:
+            out = cache.attend(self.layer_idx, q, k, v, self.scale)  # (B, Hq, T, D), e.g. paged attention
+        else:
+            if cache is not None:
+                k, v = cache.update(self.layer_idx, k, v)  # (B, Hkv, S, D)
+            attend = ATTENTION_FUNCTIONS[self.implementation]
+            out = attend(q, k, v, mask, is_causal, self.scale, self.dropout if self.training else 0.0)
         return self.o_proj(out.transpose(1, 2).reshape(b, t, self.num_heads * self.head_dim))
 
 

@@ -16,6 +16,11 @@ import torch
 
 
 class KVCache(abc.ABC):
+    # A cache that runs attention itself (paged-attention kernels over block tables) sets this to True: the
+    # decoder then builds no mask, and each attention layer calls `attend` instead of `update` + its own
+    # attention function. Rotary embedding is applied to q and k before either call.
+    computes_attention: bool = False
+
     @abc.abstractmethod
     def begin_step(self, num_new_tokens: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """Reserve slots for T new tokens; return (query_slots (T,), key_slots (S,)) as int64 tensors."""
@@ -27,3 +32,9 @@ class KVCache(abc.ABC):
     @abc.abstractmethod
     def get_seq_length(self) -> int:
         """Number of tokens (slots) processed so far."""
+
+    def attend(self, layer_idx: int, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+               scale: float) -> torch.Tensor:
+        """Store key/value (B, H_kv, T, D) and return attention of query (B, H_q, T, D) over every visible
+        key, (B, H_q, T, D). Only called when `computes_attention` is True."""
+        raise NotImplementedError(f"{type(self).__name__} does not compute attention; set computes_attention")

@@ -26,6 +26,7 @@ from torch import nn
 
 from stellarbyte import kernels
 from stellarbyte.config import ByteConfig, RoPEConfig
+from stellarbyte.model.tracing import is_tracing
 
 
 @dataclass
@@ -144,6 +145,9 @@ class PositionEncoding(nn.Module):
     def rotary(self, position_ids: torch.Tensor) -> RotaryTables | None:
         return None
 
+    def reserve(self, length: int, device: torch.device) -> None:
+        """Precompute tables for positions [0, length) on device (schemes without tables: nothing to do)."""
+
     def attention_bias(self, q_slots: torch.Tensor, k_slots: torch.Tensor) -> torch.Tensor | None:
         return None
 
@@ -181,7 +185,17 @@ class RotaryEmbedding(PositionEncoding):
             self.inv_freq, _ = rope_inv_freq(self.rope, self.dim, self.max_position_embeddings, self.dynamic_len)
             self.cos_cached = self.cos_cached[:0]  # frequencies changed: the table must be rebuilt
 
+    def reserve(self, length: int, device: torch.device) -> None:
+        if length > self.cos_cached.shape[0] or self.cos_cached.device != device:
+            if self.rope.rope_type == "dynamic":
+                self._update_dynamic(length)
+            self._build(length, device)
+
     def tables(self, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if is_tracing():  # no host reads: use (and if need be build, at a static size) the reserved table
+            if self.cos_cached.shape[0] < self.max_position_embeddings or self.cos_cached.device != position_ids.device:
+                self._build(self.max_position_embeddings, position_ids.device)
+            return self.cos_cached[position_ids], self.sin_cached[position_ids]
         needed = int(position_ids.max()) + 1 if position_ids.numel() else 1
         if self.rope.rope_type == "dynamic":
             self._update_dynamic(needed)
@@ -262,18 +276,26 @@ class SinusoidalPositions(PositionEncoding):
         self.dim = config.hidden_size
         self.table = torch.empty(0, self.dim)  # float32 attribute, grown on demand
 
+    def reserve(self, length: int, device: torch.device) -> None:
+        if length > self.table.shape[0] or self.table.device != device:
+            self._build(length, device)
+
     def embed(self, position_ids: torch.Tensor) -> torch.Tensor:
+        if is_tracing():
+            return self.table[position_ids]  # reserve_positions() built it beforehand
         needed = int(position_ids.max()) + 1 if position_ids.numel() else 1
         device = position_ids.device
         if needed > self.table.shape[0] or self.table.device != device:
-            length = max(needed, 2 * self.table.shape[0], 256)
-            n = torch.arange(length, dtype=torch.float32, device=device)[:, None]
-            div = torch.exp(torch.arange(0, self.dim, 2, device=device).float() * (-math.log(10000.0) / self.dim))
-            table = torch.zeros(length, self.dim, device=device)
-            table[:, 0::2] = torch.sin(n * div)
-            table[:, 1::2] = torch.cos(n * div)[:, : self.dim // 2]
-            self.table = table
+            self._build(max(needed, 2 * self.table.shape[0], 256), device)
         return self.table[position_ids]
+
+    def _build(self, length: int, device: torch.device) -> None:
+        n = torch.arange(length, dtype=torch.float32, device=device)[:, None]
+        div = torch.exp(torch.arange(0, self.dim, 2, device=device).float() * (-math.log(10000.0) / self.dim))
+        table = torch.zeros(length, self.dim, device=device)
+        table[:, 0::2] = torch.sin(n * div)
+        table[:, 1::2] = torch.cos(n * div)[:, : self.dim // 2]
+        self.table = table
 
 
 POSITION_ENCODINGS: dict[str, type[PositionEncoding]] = {

@@ -30,6 +30,7 @@ from stellarbyte.model.masks import build_attention_mask
 from stellarbyte.model.norm import build_norm
 from stellarbyte.model.outputs import CausalLMOutput
 from stellarbyte.model.position import build_position_encoding
+from stellarbyte.model.tracing import is_tracing
 
 IGNORE_INDEX = -100
 
@@ -44,6 +45,12 @@ class ByteDecoder(nn.Module):
         # post-norm blocks end in a norm already; only pre-norm stacks need a final one
         self.norm = build_norm(config) if config.norm_scheme == "pre" else nn.Identity()
         self.gradient_checkpointing = False
+
+    def reserve_positions(self, length: int | None = None, device: torch.device | str | None = None) -> None:
+        """Build position tables for `length` positions (default: the context window) on `device` up front,
+        so a compiled or CUDA-graph-captured forward never grows them (which would read tensors on the host)."""
+        device = torch.device(device) if device is not None else self.embed_tokens.weight.device
+        self.position.reserve(length or self.config.context_length, device)
 
     def positions_from_mask(self, attention_mask: torch.Tensor, num_new: int) -> torch.Tensor:
         """Left padding: a token's position is the number of real tokens before it."""
@@ -68,7 +75,7 @@ class ByteDecoder(nn.Module):
             else:
                 position_ids = query_slots[None].expand(b, t)
         limit = self.config.context_length
-        if t and int(position_ids.max()) >= limit:
+        if t and not is_tracing() and int(position_ids.max()) >= limit:
             raise ValueError(f"sequence reaches position {int(position_ids.max()) + 1} but the model's context "
                              f"window is {limit} tokens (max_position_embeddings); truncate the input or "
                              f"generate fewer tokens")
@@ -79,8 +86,13 @@ class ByteDecoder(nn.Module):
         x = F.dropout(x, self.config.embedding_dropout, self.training) if self.config.embedding_dropout else x
         rotary = self.position.rotary(position_ids)
         bias = self.position.attention_bias(query_slots, key_slots)
-        mask, is_causal = build_attention_mask(query_slots, key_slots, attention_mask, self.config.sliding_window,
-                                               bias, x.dtype)
+        window = self.config.sliding_window
+        if cache is not None and cache.computes_attention:
+            mask, is_causal = None, False  # the cache masks by its block tables
+        elif cache is None and attention_mask is None and bias is None and (window is None or t <= window):
+            mask, is_causal = None, True  # plain causal, decided without reading tensors (compile-friendly)
+        else:
+            mask, is_causal = build_attention_mask(query_slots, key_slots, attention_mask, window, bias, x.dtype)
 
         hidden_states = [] if output_hidden_states else None
         for layer in self.layers:
