@@ -92,9 +92,11 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor, rotary: RotaryTables | None, mask: torch.Tensor | None,
                 is_causal: bool, cache: KVCache | None = None) -> torch.Tensor:
         b, t, _ = x.shape
-        q = self.q_norm(self.q_proj(x).view(b, t, self.num_heads, self.head_dim)).transpose(1, 2)
-        k = self.k_norm(self.k_proj(x).view(b, t, self.num_kv_heads, self.head_dim)).transpose(1, 2)
-        v = self.v_proj(x).view(b, t, self.num_kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, T, D)
+        # heads inferred (-1) rather than read from the config: under tensor parallelism each rank holds a
+        # column shard of q/k/v_proj, i.e. only its share of the heads
+        q = self.q_norm(self.q_proj(x).view(b, t, -1, self.head_dim)).transpose(1, 2)  # (B, Hq, T, D)
+        k = self.k_norm(self.k_proj(x).view(b, t, -1, self.head_dim)).transpose(1, 2)  # (B, Hkv, T, D)
+        v = self.v_proj(x).view(b, t, -1, self.head_dim).transpose(1, 2)  # (B, Hkv, T, D)
         if rotary is not None:
             q, k = apply_rotary(q, k, rotary)
         if cache is not None and cache.computes_attention:
@@ -104,7 +106,7 @@ class Attention(nn.Module):
                 k, v = cache.update(self.layer_idx, k, v)  # (B, Hkv, S, D)
             attend = ATTENTION_FUNCTIONS[self.implementation]
             out = attend(q, k, v, mask, is_causal, self.scale, self.dropout if self.training else 0.0)
-        return self.o_proj(out.transpose(1, 2).reshape(b, t, self.num_heads * self.head_dim))
+        return self.o_proj(out.transpose(1, 2).reshape(b, t, -1))  # (B, T, Hq * D) -> (B, T, hidden)
 
 
 # attention_type -> module; MLA (multi-head latent attention) registers here when it lands.
