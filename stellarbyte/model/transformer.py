@@ -150,24 +150,30 @@ class ByteModel(nn.Module):
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                 position_ids: torch.Tensor | None = None, past_key_values: KVCache | None = None,
                 labels: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None,
-                logits_to_keep: int = 0, output_hidden_states: bool = False, **unused: Any) -> CausalLMOutput:
+                logits_to_keep: int | torch.Tensor = 0, output_hidden_states: bool = False,
+                **unused: Any) -> CausalLMOutput:
         """input_ids (B, T); attention_mask (B, past + T), 1 = token, 0 = padding; labels (B, T) with
         IGNORE_INDEX (-100) where no loss is wanted -- shifted inside, so labels may simply be input_ids.
-        logits_to_keep > 0 computes logits for the last k positions only (generation)."""
+        logits_to_keep > 0 computes logits for the last k positions only (generation); an int64 index tensor
+        (K,) computes them at those positions only (the paged engine's flattened batch: each sequence's last
+        scheduled token), giving logits (B, K, V)."""
         for accepted in ("use_cache", "return_dict"):  # HF callers pass these; caching is decided by the cache
             unused.pop(accepted, None)
         if unused:
             raise TypeError(f"unexpected arguments to ByteModel.forward: {sorted(unused)}")
         hidden, aux, hidden_states = self.model(input_ids, attention_mask, position_ids, past_key_values,
                                                 inputs_embeds, output_hidden_states)
-        if logits_to_keep:
+        keep_some = isinstance(logits_to_keep, torch.Tensor) or logits_to_keep > 0
+        if isinstance(logits_to_keep, torch.Tensor):
+            hidden = hidden.index_select(1, logits_to_keep)  # (B, K, H): the lm_head runs on K rows only
+        elif logits_to_keep:
             hidden = hidden[:, -logits_to_keep:]
         logits = self.lm_head(hidden)  # (B, T', V)
         loss = aux_loss = None
         if aux:
             aux_loss = torch.stack(aux).sum()
         if labels is not None:
-            if logits_to_keep:
+            if keep_some:
                 raise ValueError("labels need logits for every position; leave logits_to_keep at 0")
             loss = causal_lm_loss(logits, labels)
             if aux_loss is not None:
