@@ -26,9 +26,12 @@ Prompt = str | list[int]
 
 class LLM:
     def __init__(self, model: Any, tokenizer: Any = None, dtype: torch.dtype | None = None,
-                 device: str | torch.device | None = None, **engine_kwargs: Any) -> None:
+                 device: str | torch.device | None = None, quantization: str | None = None,
+                 **engine_kwargs: Any) -> None:
         """model: a ByteModel or a checkpoint directory; tokenizer: a ByteTokenizer, a directory, or None
-        (then the model directory's tokenizer.json is used when present). engine_kwargs: EngineConfig fields."""
+        (then the model directory's tokenizer.json is used when present). quantization: None or a mode of
+        stellarbyte.infer.quant.quantize_model ("int8": dynamic on CPU, weight-only on CUDA; "int4" on CUDA),
+        applied in place after the dtype/device move. engine_kwargs: EngineConfig fields."""
         known = {f.name for f in fields(EngineConfig)}
         unknown = sorted(set(engine_kwargs) - known)
         if unknown:
@@ -41,6 +44,11 @@ class LLM:
             model = ByteModel.from_pretrained(model_dir)
         if dtype is not None or device is not None:
             model = model.to(device=device, dtype=dtype)
+        self.quantization = None
+        if quantization is not None:  # quant: swap the Linear layers before the engine sizes its KV pool
+            from stellarbyte.infer.quant import quantize_model
+
+            self.quantization = quantize_model(model, quantization)
         if tokenizer is None and model_dir is not None and (model_dir / "tokenizer.json").is_file():
             tokenizer = model_dir
         if isinstance(tokenizer, (str, Path)):
