@@ -114,8 +114,9 @@ def evaluate(model_path: str, *, data: list[str] | None = None, world: str | Non
         if backend == "engine":
             answerer = engine_answerer(model, tok, max_new_tokens)
         else:
-            pbar = bar(len(records) if per_kind is None else per_kind * len({r["kind"] for r in records}),
-                       "held-out", progress)
+            from stellarbyte.eval.tasks import select
+
+            pbar = bar(sum(len(g) for g in select(records, per_kind).values()), "held-out", progress)
             answerer = generate_answerer(model, tok, max_new_tokens, progress=pbar.update)
         report = score(records, answerer, per_kind)
         results["tasks"] = {"world": str(world), "backend": backend, **report.to_dict(with_replies=True)}

@@ -20,7 +20,8 @@ not over windows: a short last window weighs by its token count, not as much as 
 
 Sources: a packed dataset directory (stellarbyte data pack; its validation split by default: doc EOS doc EOS ...),
 or .txt / .jsonl files tokenized with the model's tokenizer into the same stream form (documents are separated by a
-blank line in .txt, one {"text": ...} object per line in .jsonl; EOS after each document, as pack writes them).
+blank line in .txt and lose their outer newlines, one {"text": ...} object per line in .jsonl; EOS after each
+document, as pack writes them).
 
 Numerics: logits are upcast to float32 before log_softmax; dtype "bf16" casts the weights (inference style), "fp32"
 keeps them in float32.
@@ -198,7 +199,8 @@ def read_documents(path: str | os.PathLike) -> list[str]:
     if not p.is_file():
         raise FileNotFoundError(f"{p}: no such file; pass a packed dataset directory or .txt/.jsonl files")
     if p.suffix == ".txt":
-        return [d for d in p.read_text(encoding="utf-8").split("\n\n") if d.strip()]
+        # a document's own leading/trailing newlines (the file's last line break) are not part of its text
+        return [d.strip("\n") for d in p.read_text(encoding="utf-8").split("\n\n") if d.strip()]
     if p.suffix == ".jsonl":
         docs = []
         with open(p, encoding="utf-8") as f:
