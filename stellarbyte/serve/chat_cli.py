@@ -130,9 +130,13 @@ class ChatSession:
             if reason == "interrupted":
                 text = shown  # keep what the user saw
                 engine.abort_request(rid)  # frees its KV blocks (full ones stay in the prefix cache)
-        # what the model saw is what it remembers: the fitted history (oldest turns dropped) plus this reply
+        # what the model saw is what it remembers: the fitted history (oldest turns dropped) plus this reply;
+        # a reply stopped before any text leaves no turn behind
         kept = fitted.messages[1:] if self.system else fitted.messages
-        self.messages = [*kept, {"role": "assistant", "content": text}]
+        if reason != "interrupted" or text:
+            self.messages = [*kept, {"role": "assistant", "content": text}]
+        else:
+            self.messages = kept[:-1]
         self.num_turns += 1
         self.last = Reply(text, token_ids, reason, fitted.prompt_token_ids, cached, fitted.num_dropped_messages,
                           time.perf_counter() - start)

@@ -166,6 +166,24 @@ def test_ctrl_c_stops_the_reply_and_frees_its_blocks(model_dir):
     assert session.reply("again").finish_reason == "length"  # the engine keeps serving
 
 
+def test_interrupt_before_any_text_leaves_no_turn(model_dir, monkeypatch):
+    session = ChatSession(new_llm(model_dir), greedy())
+    session.reply("hello there")
+    before = list(session.messages)
+    engine = session.engine
+
+    def interrupted_step():
+        raise KeyboardInterrupt  # a second Ctrl-C inside the first step of the reply
+
+    monkeypatch.setattr(engine, "step", interrupted_step)
+    reply = session.reply("tell me a story")
+    assert reply.finish_reason == "interrupted" and reply.text == ""
+    assert session.messages == before  # neither the question nor an empty answer joined the history
+    monkeypatch.undo()
+    assert engine.get_stats().num_free_blocks == engine.get_stats().num_blocks
+    assert not engine.has_unfinished_requests()
+
+
 def test_commands_help_unknown_quit_and_errors(model_dir):
     session = ChatSession(new_llm(model_dir), greedy())
     out, err = chat(session, "/help\n/bogus\n\n/quit\nnever read\n")

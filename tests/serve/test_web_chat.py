@@ -15,7 +15,6 @@ import shutil
 import time
 import urllib.request
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 import torch
@@ -63,7 +62,10 @@ def server(tmp_path_factory):
     corpus = out / "corpus.txt"
     corpus.write_text("hello there, how are you? i am fine. tell me a story about a cat and a dog.\n" * 50)
     tok = train_tokenizer([str(corpus)], 300, out)
-    model = tiny_model(vocab_size=tok.vocab_size, max_position_embeddings=CONTEXT, eos_token_id=tok.eos_token_id)
+    # a little wider and deeper than the other tests' model, so that a long reply takes seconds and Stop
+    # lands well before max_tokens even on a fast machine
+    model = tiny_model(vocab_size=tok.vocab_size, max_position_embeddings=CONTEXT, eos_token_id=tok.eos_token_id,
+                       hidden_size=192, intermediate_size=384, num_hidden_layers=4)
     with torch.no_grad():  # no special token can win the argmax: a greedy reply runs to max_tokens
         model.lm_head.weight[:7] = 0.0
         model.lm_head.weight[7:] *= 4.0
@@ -154,6 +156,7 @@ def test_web_chat_streams_keeps_history_and_stops(server, browser):
     wait_for(lambda: status(browser) == "error", 20, "the error")
     error = browser.find_element("css selector", "#messages .msg.error .content").text
     assert "max_tokens" in error
+    assert len(browser.find_elements("css selector", "#messages .msg.user, #messages .msg.assistant")) == 4
     assert browser.find_element("id", "prompt").get_attribute("value") == "too long a reply"
     assert len(browser.execute_script("return window.chatState.messages")) == 4
 
@@ -174,7 +177,8 @@ def test_web_chat_streams_keeps_history_and_stops(server, browser):
                        and m["num_requests_running"] == 0 and m, 20, "the KV blocks to return to the pool")
     assert metrics["requests_aborted_total"] == before["requests_aborted_total"] + 1
     generated = metrics["generation_tokens_total"] - before["generation_tokens_total"]
-    assert 0 < generated < CONTEXT - 64  # stopped early
+    assert 0 < generated < CONTEXT - 64, generated  # stopped early
+    print(f"stopped after {generated} of {CONTEXT - 64} tokens")
     time.sleep(1.0)
     assert last_reply(browser) == stopped_text  # no longer growing
     messages = browser.execute_script("return window.chatState.messages")

@@ -182,13 +182,15 @@ async function send() {
   state.controller = null;
   body.parentElement.classList.remove("streaming");
   setStreaming(false);
-  if (failure && !reply) {
+  if (!reply && (failure || stopped)) {
     // nothing came back: forget the question so that a retry is clean, and give the text back
     state.messages.pop();
-    body.parentElement.remove();
+    const bubbles = $("messages").children;
+    bubbles[bubbles.length - 1].remove(); // the empty reply
+    bubbles[bubbles.length - 1].remove(); // the question
     input.value = text;
-    addBubble("error", failure);
-    setStatus("error", "error");
+    if (failure) addBubble("error", failure);
+    setStatus(failure ? "error" : "stopped", failure ? "error" : "stopped before any text");
     return;
   }
   state.messages.push({ role: "assistant", content: reply });
