@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("stellarbyte.eval.commands", "evaluate perplexity and task accuracy"),
     "serve": ("stellarbyte.serve.commands", "OpenAI-compatible HTTP server and web chat"),
     "chat": ("stellarbyte.serve.chat_cli", "terminal chat with a model directory"),
+    "export": ("stellarbyte.train.export", "export a training run (any world size) as a Hugging Face checkpoint"),
 }
 
 

@@ -19,6 +19,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "model": ("stellarbyte.bench.model", "model tokens/s, MFU and peak memory for named configs"),
     "roofline": ("stellarbyte.bench.roofline", "arithmetic intensity and attainable performance per op"),
     "profile": ("stellarbyte.bench.profile", "profile a model step: Chrome trace and top kernels"),
+    "train": ("stellarbyte.bench.train", "training tokens/s and MFU: ours vs transformers, eager and compiled"),
+    "engine": ("stellarbyte.bench.engine", "offline serving throughput and decode latency vs transformers"),
+    "serve": ("stellarbyte.serve.bench", "HTTP server: requests/s and tokens/s under concurrent clients"),
+    "quant": ("stellarbyte.bench.quant", "quantization: perplexity change and speed change per scheme"),
 }
 
 
@@ -32,7 +36,19 @@ def add_parser(subparsers, verb: str) -> None:
         except ModuleNotFoundError as err:
             if err.name and module_name.startswith(err.name):
                 continue  # not built yet
-            raise
+            # an optional dependency is missing: keep the benchmark listed, and say what to install when run
+            p = sub.add_parser(name, help=summary, description=summary, add_help=True)
+            p.set_defaults(func=_missing(name, err.name))
+            continue
         p = sub.add_parser(name, help=summary, description=summary)
         module.add_arguments(p)
         p.set_defaults(func=module.run)
+
+
+def _missing(name: str, package: str | None):
+    def run(args: argparse.Namespace) -> int:
+        from stellarbyte.cli import StellarByteError
+
+        raise StellarByteError(f"`stellarbyte bench {name}` needs the package {package!r}; install it "
+                                  f"(pip install -e '.[dev]' brings every optional dependency)")
+    return run
