@@ -287,7 +287,10 @@ def build_llm(args: argparse.Namespace) -> LLM:
         except ImportError as err:
             raise ValueError(f"--quantize {args.quantize} needs stellarbyte.infer.quant, which this install lacks "
                              f"({err}); run with --quantize none") from None
-        quantize_model(model, args.quantize)
+        report = quantize_model(model, args.quantize)
+        summary = getattr(report, "summary", None)
+        if callable(summary):
+            print(f"quantized {summary()}", file=sys.stderr)
     per_window = -(-model.config.context_length // args.block_size)
     num_blocks = args.num_blocks or 4 * per_window
     return LLM(model, tokenizer=ByteTokenizer.from_pretrained(tok_dir), block_size=args.block_size,

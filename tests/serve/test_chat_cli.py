@@ -224,6 +224,7 @@ def test_cli_in_process_flags_and_errors(model_dir, monkeypatch, capsys):
     if has_quant():
         assert code == 0, captured.err
         assert captured.out.endswith("\n") and len(captured.out) > 1
+        assert "quantized int8" in captured.err and "linear layers quantized" in captured.err
     else:
         assert code == 2 and "needs stellarbyte.infer.quant" in captured.err and "--quantize none" in captured.err
     empty = model_dir.parent / "no_tokenizer"

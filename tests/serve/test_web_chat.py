@@ -11,6 +11,7 @@ when one is missing. On a fresh Debian machine: apt-get install -y chromium chro
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 import urllib.request
@@ -38,7 +39,7 @@ def _browser_paths() -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def browser():
+def browser(tmp_path_factory):
     chromium, driver_path = _browser_paths()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -48,7 +49,9 @@ def browser():
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                 "--window-size=1200,900"):
         options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    # chromium leaves singleton sockets under $TMPDIR: keep them in pytest's temporary directory
+    env = {**os.environ, "TMPDIR": str(tmp_path_factory.mktemp("chromium"))}
+    driver = webdriver.Chrome(service=Service(driver_path, env=env), options=options)
     yield driver
     driver.quit()
 
