@@ -3,13 +3,24 @@
 KV memory: num_blocks if given, else kv_cache_memory_bytes // bytes_per_block (see kv_cache.py), else on a GPU
 with gpu_memory_utilization set: util * total device memory - memory already in use (weights, other tensors),
 as vLLM, else enough blocks for max_num_seqs sequences of a full context window, capped at DEFAULT_KV_BYTES.
+
+Attention backends (which model runner runs a step):
+  "torch"  model_runner.ModelRunner: rows padded to (B, T), each row's blocks gathered into contiguous K/V; the
+           reference every other path is tested against; any model, any device
+  "flat"   flat_runner.FlatModelRunner with the torch reference paged attention: one flattened row of tokens
+  "triton" flat_runner.FlatModelRunner with the Triton paged-attention kernel; with cuda_graphs on a GPU, decode
+           steps replay captured CUDA graphs
+  "auto"   "triton" on CUDA when triton is importable and the model suits the flat path, else "torch"
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 DEFAULT_KV_BYTES = 1 << 30  # 1 GiB
+ATTENTION_BACKENDS = ("auto", "torch", "flat", "triton")
 
 
 @dataclass(slots=True)
@@ -21,6 +32,8 @@ class EngineConfig:
     max_num_batched_tokens: int = 2048  # tokens computed in one step (prefill chunks + decodes)
     enable_prefix_caching: bool = True
     gpu_memory_utilization: float | None = None  # share of the GPU's memory the process may fill (CUDA only)
+    attention_backend: str = "auto"  # "auto" | "torch" | "flat" | "triton" (see the module docstring)
+    cuda_graphs: bool = True  # capture decode steps in CUDA graphs (triton backend on CUDA only)
 
     def __post_init__(self) -> None:
         for name in ("block_size", "max_num_seqs", "max_num_batched_tokens"):
@@ -34,6 +47,11 @@ class EngineConfig:
         util = self.gpu_memory_utilization
         if util is not None and not 0 < util <= 1:
             raise ValueError(f"EngineConfig.gpu_memory_utilization={util!r} must be in (0, 1]")
+        if self.attention_backend not in ATTENTION_BACKENDS:
+            raise ValueError(f"EngineConfig.attention_backend={self.attention_backend!r} must be one of "
+                             f"{ATTENTION_BACKENDS}")
+        if not isinstance(self.cuda_graphs, bool):
+            raise ValueError(f"EngineConfig.cuda_graphs={self.cuda_graphs!r} must be True or False")
 
     def resolve_num_blocks(self, bytes_per_block: int, context_length: int) -> int:
         if self.num_blocks is not None:
@@ -56,3 +74,16 @@ def kv_budget_from_utilization(free_bytes: int, total_bytes: int, utilization: f
         raise ValueError(f"gpu_memory_utilization={utilization} allows {utilization * total_bytes / 2**30:.1f} GiB but "
                          f"{(total_bytes - free_bytes) / 2**30:.1f} GiB are already in use; raise it or free memory")
     return budget
+
+
+def resolve_attention_backend(requested: str, device: torch.device, unsupported_reason: str | None) -> str:
+    """"auto" -> "triton" on CUDA (triton importable, model suited to the flat path), else "torch"."""
+    if requested != "auto":
+        return requested
+    if device.type != "cuda" or unsupported_reason is not None:
+        return "torch"
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return "torch"
+    return "triton"

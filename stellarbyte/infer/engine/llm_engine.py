@@ -18,7 +18,8 @@ from typing import Any
 import torch
 
 from stellarbyte.infer.engine.block_manager import BlockManager
-from stellarbyte.infer.engine.config import EngineConfig, kv_budget_from_utilization
+from stellarbyte.infer.engine.config import EngineConfig, kv_budget_from_utilization, resolve_attention_backend
+from stellarbyte.infer.engine.flat_runner import FlatModelRunner, flat_path_unsupported
 from stellarbyte.infer.engine.kv_cache import PagedKVCache, bytes_per_block
 from stellarbyte.infer.engine.model_runner import ModelRunner
 from stellarbyte.infer.engine.outputs import CompletionOutput, RequestOutput
@@ -61,7 +62,13 @@ class LLMEngine:
                                      mc.num_key_value_heads, mc.head_dim, model.dtype, model.device)
         self.block_manager = BlockManager(num_blocks, self.config.block_size, self.config.enable_prefix_caching)
         self.scheduler = Scheduler(self.block_manager, self.config.max_num_seqs, self.config.max_num_batched_tokens)
-        self.runner = ModelRunner(model, self.kv_cache)
+        self.attention_backend = resolve_attention_backend(cfg.attention_backend, model.device,
+                                                           flat_path_unsupported(mc))
+        if self.attention_backend == "torch":
+            self.runner = ModelRunner(model, self.kv_cache)
+        else:
+            self.runner = FlatModelRunner(model, self.kv_cache, self.attention_backend, cfg.max_num_seqs,
+                                          cfg.max_num_batched_tokens, cfg.cuda_graphs)
         generation_config = getattr(model, "generation_config", None) or {}
         eos = generation_config.get("eos_token_id", mc.eos_token_id)
         self.eos_token_ids = set() if eos is None else ({eos} if isinstance(eos, int) else set(eos))

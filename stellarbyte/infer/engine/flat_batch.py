@@ -1,0 +1,114 @@
+"""A scheduled step as ONE flattened row of tokens plus the index tensors paged attention needs (vLLM v1 style).
+
+Reference: vLLM v1's GPUModelRunner._prepare_inputs (query_start_loc, seq_lens, block table, slot mapping), nano-vllm.
+For B scheduled sequences, sequence i computing T_i new tokens after C_i cached ones, N = sum T_i:
+  input_ids, positions, slot_mapping (N,): token j of sequence i is at position C_i + j, its K/V slot is
+    table_i[p // block_size] * block_size + p % block_size
+  cu_seqlens_q (B + 1,): sequence i owns tokens [cu[i], cu[i + 1]);  seq_lens (B,) = C_i + T_i
+  block_tables (B, W), W = blocks of a full context window;  logits_indices (B,) = cu[1:] - 1, the last tokens
+Padding (a CUDA graph captured for more rows than the step has): each pad sequence owns one pad token with
+seq_len 0, slot -1 (no cache write) and id 0, so the attention kernel writes zeros there and nothing else moves.
+Host->device traffic: every field lives in ONE int64 buffer (pinned on the host, a mirror on the device) at fixed
+offsets sized for the largest step, so a step is a numpy fill plus one copy, and a captured graph always reads
+the same device addresses (its static inputs are views of the mirror).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from stellarbyte.infer.engine.scheduler import ScheduledBatch
+
+
+@dataclass(slots=True)
+class FlatStepMetadata:
+    """Device views of one step (shapes above). num_tokens/num_seqs include padding; max_query_len is a host int."""
+    num_tokens: int
+    num_seqs: int
+    max_query_len: int
+    input_ids: torch.Tensor
+    positions: torch.Tensor
+    slot_mapping: torch.Tensor
+    cu_seqlens_q: torch.Tensor
+    seq_lens: torch.Tensor
+    block_tables: torch.Tensor
+    logits_indices: torch.Tensor
+
+
+class FlatBatchBuilder:
+    """Owns the pinned host buffer and its device mirror; turns ScheduledBatch into FlatStepMetadata."""
+
+    def __init__(self, max_num_tokens: int, max_num_seqs: int, max_blocks_per_seq: int, block_size: int,
+                 device: torch.device | str) -> None:
+        self.max_tokens, self.max_seqs, self.width = max_num_tokens, max_num_seqs, max_blocks_per_seq
+        self.block_size = block_size
+        self.device = torch.device(device)
+        t, b, w = max_num_tokens, max_num_seqs, max_blocks_per_seq
+        # offsets of the sections: ids | positions | slots | logits indices | cu | seq_lens | tables
+        sizes = [t, t, t, b, b + 1, b, b * w]
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+        total = self.offsets[-1]
+        pin = self.device.type == "cuda"
+        self.host = torch.zeros(total, dtype=torch.int64, pin_memory=pin)
+        self.host_np = self.host.numpy()  # shares memory with the pinned tensor
+        self.mirror = torch.zeros(total, dtype=torch.int64, device=self.device)
+
+    def _section(self, buf: np.ndarray | torch.Tensor, index: int, length: int):
+        start = self.offsets[index]
+        return buf[start:start + length]
+
+    def views(self, num_tokens: int, num_seqs: int, max_query_len: int) -> FlatStepMetadata:
+        """Device views of the mirror for a step of num_tokens tokens and num_seqs sequences (padding included)."""
+        m = self.mirror
+        tables = self._section(m, 6, num_seqs * self.width).view(num_seqs, self.width)
+        return FlatStepMetadata(num_tokens, num_seqs, max_query_len, self._section(m, 0, num_tokens),
+                                self._section(m, 1, num_tokens), self._section(m, 2, num_tokens),
+                                self._section(m, 4, num_seqs + 1), self._section(m, 5, num_seqs), tables,
+                                self._section(m, 3, num_seqs))
+
+    def build(self, batch: ScheduledBatch, pad_seqs_to: int | None = None) -> FlatStepMetadata:
+        """Fill the host buffer for `batch` (padded to pad_seqs_to sequences of one token each, for graphs) and
+        copy it to the device in one transfer."""
+        seqs, n_new = batch.seqs, batch.num_new_tokens
+        b = len(seqs)
+        padded_b = pad_seqs_to or b
+        n = sum(n_new)
+        padded_n = n + (padded_b - b)
+        if padded_b > self.max_seqs or padded_n > self.max_tokens:
+            raise ValueError(f"a step of {padded_b} sequences / {padded_n} tokens exceeds the runner's buffers "
+                             f"({self.max_seqs} / {self.max_tokens}); raise max_num_seqs/max_num_batched_tokens")
+        h, bs, w = self.host_np, self.block_size, self.width
+        counts = np.asarray(n_new, dtype=np.int64)  # (B,)
+        start = np.fromiter((s.num_computed_tokens for s in seqs), dtype=np.int64, count=b)  # (B,) cached
+        cu = np.zeros(padded_b + 1, dtype=np.int64)
+        np.cumsum(counts, out=cu[1:b + 1])
+        cu[b + 1:] = n + np.arange(1, padded_b - b + 1)  # pad sequences: one token each
+        tables = self._section(h, 6, padded_b * w).reshape(padded_b, w)
+        tables[:] = 0
+        for i, seq in enumerate(seqs):
+            tables[i, :len(seq.block_table)] = seq.block_table
+        ids = self._section(h, 0, padded_n)
+        if max(n_new) == 1:  # decode: each sequence's last token
+            ids[:b] = [s.token_ids[s.num_computed_tokens] for s in seqs]
+        else:
+            ids[:n] = [tok for s, k in zip(seqs, n_new) for tok in s.token_ids[s.num_computed_tokens:
+                                                                              s.num_computed_tokens + k]]
+        ids[n:] = 0
+        row = np.repeat(np.arange(b), counts)  # (N,) sequence of each token
+        pos = np.arange(n) - cu[:b][row] + start[row]  # (N,) position in its sequence
+        self._section(h, 1, padded_n)[:n] = pos
+        self._section(h, 1, padded_n)[n:] = 0
+        slots = self._section(h, 2, padded_n)
+        slots[:n] = tables[row, pos // bs] * bs + pos % bs
+        slots[n:] = -1
+        self._section(h, 3, padded_b)[:] = cu[1:] - 1
+        self._section(h, 4, padded_b + 1)[:] = cu
+        lens = self._section(h, 5, padded_b)
+        lens[:b] = start + counts
+        lens[b:] = 0
+        end = self.offsets[6] + padded_b * w  # everything up to the used table rows, one copy
+        self.mirror[:end].copy_(self.host[:end], non_blocking=True)
+        return self.views(padded_n, padded_b, int(counts.max()))

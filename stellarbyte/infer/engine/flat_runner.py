@@ -1,0 +1,85 @@
+"""The engine's fast model runner: one flattened row of all scheduled tokens, paged attention, CUDA graphs.
+
+Reference: vLLM v1's GPUModelRunner (flattened varlen batch, logits only at each sequence's last token, CUDA graphs
+for decode), nano-vllm's ModelRunner. Compare model_runner.py, the padded torch reference this path must match.
+One step:
+  1. flat_batch.FlatBatchBuilder fills ids/positions/slots/cu_seqlens/seq_lens/block tables on the host and copies
+     them to the device in one transfer;
+  2. decode-only steps (every sequence computes 1 token) of up to max_num_seqs sequences replay a captured CUDA
+     graph (cuda_graphs.py) padded to the next captured batch size; steps with prefill tokens run eagerly;
+  3. the model runs on input_ids (1, N) with position_ids (1, N) and a FlatStepCache (flat_cache.py) that writes
+     K/V at their slots and runs paged attention; logits_to_keep = each sequence's last token -> (B, V).
+Backends: "triton" (Triton kernels; CUDA graphs on CUDA) or "flat" (torch reference attention, CPU-testable).
+Unsupported models (ALiBi: its bias needs the slot distances the flat path does not build) raise ValueError.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from stellarbyte.infer.engine.cuda_graphs import DecodeGraphs, capture_sizes
+from stellarbyte.infer.engine.flat_batch import FlatBatchBuilder, FlatStepMetadata
+from stellarbyte.infer.engine.flat_cache import FlatStepCache
+from stellarbyte.infer.engine.kv_cache import PagedKVCache
+from stellarbyte.infer.engine.scheduler import ScheduledBatch
+
+
+def flat_path_unsupported(config) -> str | None:
+    """Why a model config cannot run on the flattened path, or None."""
+    if config.position_embedding_type == "alibi":
+        return "ALiBi adds a slot-distance bias that the paged-attention kernel does not compute"
+    if config.attention_type != "mha":
+        return f"attention_type={config.attention_type!r} is not plain multi-head attention"
+    return None
+
+
+class FlatModelRunner:
+    def __init__(self, model, cache: PagedKVCache, backend: str, max_num_seqs: int, max_num_batched_tokens: int,
+                 cuda_graphs: bool = True) -> None:
+        reason = flat_path_unsupported(model.config)
+        if reason:
+            raise ValueError(f"attention_backend={backend!r} cannot run this model: {reason}; use "
+                             f"attention_backend='torch'")
+        self.model, self.cache, self.backend = model, cache, backend
+        self.device = model.device
+        self.block_size = cache.block_size
+        self.num_kv_heads = model.config.num_key_value_heads
+        self.window = model.config.sliding_window
+        context = model.config.context_length
+        width = -(-context // self.block_size)  # block-table columns for a full window
+        use_graphs = cuda_graphs and backend == "triton" and self.device.type == "cuda"
+        sizes = capture_sizes(max_num_seqs) if use_graphs else []
+        max_seqs = max([max_num_seqs, *sizes])
+        self.builder = FlatBatchBuilder(max(max_num_batched_tokens, max_seqs), max_seqs, width, self.block_size,
+                                        self.device)
+        self.graphs = None
+        if use_graphs:
+            model.model.reserve_positions(context, self.device)  # no table growth (host reads) under capture
+            self.graphs = DecodeGraphs(self.builder, self.forward, sizes)
+            self.graphs.capture()
+
+    def num_splits(self, meta: FlatStepMetadata) -> int:
+        if self.backend != "triton":
+            return 1
+        from stellarbyte.kernels.ops.paged_attention import default_num_splits
+
+        return default_num_splits(meta.num_tokens, self.num_kv_heads, meta.max_query_len, self.device)
+
+    def forward(self, meta: FlatStepMetadata) -> torch.Tensor:
+        """Logits (B, V) at each sequence's last token, in the model's dtype."""
+        cache = FlatStepCache(self.cache, meta, self.backend, self.window, self.num_splits(meta))
+        out = self.model(meta.input_ids[None], position_ids=meta.positions[None], past_key_values=cache,
+                         logits_to_keep=meta.logits_indices)
+        return out.logits[0]
+
+    @torch.inference_mode()
+    def run(self, batch: ScheduledBatch) -> torch.Tensor:
+        """Next-token logits (B, V) in float32 for every scheduled sequence."""
+        b = len(batch)
+        if self.graphs is not None and max(batch.num_new_tokens) == 1 and b <= self.graphs.max_size:
+            size = self.graphs.size_for(b)
+            self.builder.build(batch, pad_seqs_to=size)
+            logits = self.graphs.replay(size)
+        else:
+            logits = self.forward(self.builder.build(batch))
+        return logits[:b].float()
