@@ -80,32 +80,55 @@ def filter_rows(logits: torch.Tensor, top_k: torch.Tensor, top_p: torch.Tensor, 
     return logits
 
 
+def _has_penalty(seq: Sequence) -> bool:
+    p = seq.params
+    return p.repetition_penalty != 1.0 or bool(p.presence_penalty) or bool(p.frequency_penalty)
+
+
 def sample(logits: torch.Tensor, seqs: list[Sequence]) -> tuple[list[int], list[dict[int, float] | None]]:
     """Vectorised over rows; only penalties (which need each row's history) and seeded draws (each row's
-    own generator) loop in Python."""
+    own generator) loop in Python. On a GPU the common batches (all greedy, or all unseeded sampling without
+    penalties) cost one device->host copy: the sampled ids; which filters run is decided from the params on the
+    host, never by reading the device."""
     if all(_plain_greedy(s) for s in seqs):  # the common batch: one argmax for every row
         tokens = logits.argmax(-1).tolist()
     else:
-        processed = torch.stack([penalize(row, seq) if not _plain_greedy(seq) else row
-                                 for row, seq in zip(logits, seqs)])  # (B, V)
+        processed = logits
+        penalised = [i for i, seq in enumerate(seqs) if _has_penalty(seq)]
+        if penalised:
+            processed = logits.clone()
+            for i in penalised:
+                processed[i] = penalize(logits[i], seqs[i])
         chosen = processed.argmax(-1)
         sampled = [i for i, seq in enumerate(seqs) if not seq.params.greedy]
         if sampled:
-            rows = torch.tensor(sampled, device=logits.device)
-            ps = [seqs[i].params for i in sampled]
             dev = logits.device
-            temperature = torch.tensor([p.temperature for p in ps], dtype=processed.dtype, device=dev)
-            filtered = filter_rows(processed[rows] / temperature[:, None],
-                                   torch.tensor([p.top_k for p in ps], device=dev),
-                                   torch.tensor([p.top_p for p in ps], dtype=processed.dtype, device=dev),
-                                   torch.tensor([p.min_p for p in ps], dtype=processed.dtype, device=dev))
-            probs = filtered.softmax(-1)  # (R, V)
+            every = len(sampled) == len(seqs)
+            rows = None if every else torch.tensor(sampled, device=dev)
+            ps = [seqs[i].params for i in sampled]
+            temperature = torch.tensor([p.temperature for p in ps], dtype=processed.dtype).to(dev, non_blocking=True)
+            scaled = (processed if every else processed[rows]) / temperature[:, None]
+            if any(p.top_k > 0 or p.top_p < 1 or p.min_p > 0 for p in ps):
+                scaled = filter_rows(scaled, torch.tensor([p.top_k for p in ps], device=dev),
+                                     torch.tensor([p.top_p for p in ps], dtype=processed.dtype, device=dev),
+                                     torch.tensor([p.min_p for p in ps], dtype=processed.dtype, device=dev))
+            probs = scaled.softmax(-1)  # (R, V)
             seeded = [j for j, i in enumerate(sampled) if seqs[i].generator is not None]
-            free = [j for j in range(len(sampled)) if seqs[sampled[j]].generator is None]
-            if free:
-                chosen[rows[free]] = torch.multinomial(probs[free], 1).squeeze(-1)
-            for j in seeded:  # a seeded request draws from its own generator, as generate(seed=...) does
-                chosen[sampled[j]] = torch.multinomial(probs[j:j + 1], 1, generator=seqs[sampled[j]].generator)[0, 0]
+            if not seeded:
+                draws = torch.multinomial(probs, 1).squeeze(-1)
+                if every:
+                    chosen = draws
+                else:
+                    chosen[rows] = draws
+            else:
+                free = [j for j in range(len(sampled)) if seqs[sampled[j]].generator is None]
+                if free:
+                    idx = torch.tensor(free, device=dev)
+                    chosen[(torch.arange(len(seqs), device=dev) if every else rows)[idx]] = \
+                        torch.multinomial(probs[idx], 1).squeeze(-1)
+                for j in seeded:  # a seeded request draws from its own generator, as generate(seed=...) does
+                    generator = seqs[sampled[j]].generator
+                    chosen[sampled[j]] = torch.multinomial(probs[j:j + 1], 1, generator=generator)[0, 0]
         tokens = chosen.tolist()
     logprobs = []
     for row, seq, token in zip(logits, seqs, tokens):
