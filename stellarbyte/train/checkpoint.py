@@ -2,7 +2,11 @@
 
 Layout under <run_dir>/checkpoints/:
     step_00000100/state.pt      model, optimizer, scheduler, GradScaler, data-loader position, RNG states, step
-    step_00000100/meta.json     step, val_loss, config, time: human-readable, also used for best-tracking
+    step_00000100/meta.json     step, val_loss, config, model_config, time: human-readable, best-tracking, export
+  or, for a distributed run (stellarbyte.train.dist_checkpoint):
+    step_00000100/dcp/          torch.distributed.checkpoint: model + optimizer, sharded (.metadata + *.distcp)
+    step_00000100/train_state.pt  step, scheduler, scaler, counters, per-rank data positions and RNG states
+    step_00000100/meta.json
     latest                      text file naming the newest complete checkpoint directory
     best                        text file naming the checkpoint with the lowest validation loss
 
@@ -32,6 +36,17 @@ import torch
 STATE_FILE = "state.pt"
 META_FILE = "meta.json"
 PREFIX = "step_"
+DCP_DIR = "dcp"                     # torch.distributed.checkpoint directory of a distributed checkpoint
+TRAIN_STATE_FILE = "train_state.pt"  # its non-tensor-parallel state
+
+
+def is_distributed_checkpoint(path: Path) -> bool:
+    return (path / DCP_DIR / ".metadata").is_file() and (path / TRAIN_STATE_FILE).is_file()
+
+
+def is_checkpoint(path: Path) -> bool:
+    """A complete checkpoint directory of either kind (single-process state.pt, or DCP)."""
+    return (path / META_FILE).is_file() and ((path / STATE_FILE).is_file() or is_distributed_checkpoint(path))
 
 
 def rng_state() -> dict[str, Any]:
@@ -87,15 +102,14 @@ class CheckpointManager:
         self.keep_last, self.keep_best = keep_last, keep_best
 
     # ---- naming ----------------------------------------------------------------------------------------
-    def _name(self, step: int) -> str:
+    def name(self, step: int) -> str:
         return f"{PREFIX}{step:08d}"
 
     def checkpoints(self) -> list[Path]:
         """Complete checkpoint directories, oldest first."""
         if not self.dir.is_dir():
             return []
-        found = [p for p in self.dir.iterdir() if p.is_dir() and p.name.startswith(PREFIX)
-                 and (p / STATE_FILE).is_file() and (p / META_FILE).is_file()]
+        found = [p for p in self.dir.iterdir() if p.is_dir() and p.name.startswith(PREFIX) and is_checkpoint(p)]
         return sorted(found, key=lambda p: p.name)
 
     def _pointer(self, name: str) -> Path | None:
@@ -103,7 +117,7 @@ class CheckpointManager:
         if not path.is_file():
             return None
         target = self.dir / path.read_text().strip()
-        return target if (target / STATE_FILE).is_file() else None
+        return target if is_checkpoint(target) else None
 
     def latest(self) -> Path | None:
         """The newest complete checkpoint (the `latest` pointer, else the highest step on disk)."""
@@ -121,40 +135,59 @@ class CheckpointManager:
 
     # ---- save ------------------------------------------------------------------------------------------
     def save(self, state: dict[str, Any], step: int, val_loss: float | None = None,
-             config: dict | None = None) -> Path:
+             config: dict | None = None, model_config: dict | None = None) -> Path:
         """Write `state` (tensors and plain data only) as the checkpoint of `step`; returns its directory."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self._remove_stale_temporaries()
-        name = self._name(step)
-        tmp = self.dir / f".tmp-{name}-{os.getpid()}"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir()
+        name = self.name(step)
+        tmp = self.staging_dir(step, f"{os.getpid()}")
         try:
             with open(tmp / STATE_FILE, "wb") as f:
                 torch.save({**state, "step": step}, f)
                 f.flush()
                 os.fsync(f.fileno())
-            meta = {"step": step, "val_loss": val_loss, "time": time.time(), "config": config or {}}
-            with open(tmp / META_FILE, "w") as f:
-                json.dump(meta, f, indent=2, default=str)
-                f.flush()
-                os.fsync(f.fileno())
-            final = self.dir / name
-            if final.exists():  # re-saving a step (e.g. after a resume): move the old copy aside first
-                old = self.dir / f".tmp-old-{name}-{os.getpid()}"
-                os.replace(final, old)
-                os.replace(tmp, final)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, final)
-            _fsync_dir(self.dir)
+            self.write_meta(tmp, step, val_loss, config, model_config)
+            return self.commit(tmp, step, val_loss)
         except BaseException as err:
             shutil.rmtree(tmp, ignore_errors=True)
             if isinstance(err, OSError):
                 raise OSError(f"could not write checkpoint {name} under {self.dir} ({err}); the previous "
                               f"checkpoint is intact; free disk space or choose another --run-dir") from err
             raise
+
+    def staging_dir(self, step: int, tag: str) -> Path:
+        """A fresh hidden temporary directory for the checkpoint of `step` (stale temporaries removed first)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._remove_stale_temporaries()
+        tmp = self.dir / f".tmp-{self.name(step)}-{tag}"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        return tmp
+
+    @staticmethod
+    def write_meta(directory: Path, step: int, val_loss: float | None, config: dict | None,
+                   model_config: dict | None = None) -> None:
+        """meta.json: step, val_loss, time, the train config and the model's own config (what export rebuilds)."""
+        meta = {"step": step, "val_loss": val_loss, "time": time.time(), "config": config or {}}
+        if model_config is not None:
+            meta["model_config"] = model_config
+        with open(directory / META_FILE, "w") as f:
+            json.dump(meta, f, indent=2, default=str)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def commit(self, tmp: Path, step: int, val_loss: float | None = None) -> Path:
+        """Rename a fully written (fsync'ed) staging directory into place, then move `latest` (and `best`) to it
+        and prune. The one place where a checkpoint becomes visible."""
+        name = self.name(step)
+        final = self.dir / name
+        if final.exists():  # re-saving a step (e.g. after a resume): move the old copy aside first
+            old = self.dir / f".tmp-old-{name}-{os.getpid()}"
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+        _fsync_dir(self.dir)
         _write_text_atomic(self.dir / "latest", name)
         if val_loss is not None and self.keep_best:
             best = self.best()
@@ -187,12 +220,17 @@ class CheckpointManager:
                 raise FileNotFoundError(f"{self.dir}: no {which} checkpoint to resume from; start without --resume")
             return found
         path = Path(which)
-        if (path / STATE_FILE).is_file():
+        if (path / STATE_FILE).is_file() or is_distributed_checkpoint(path):
             return path
         if (path / "checkpoints").is_dir():
             return CheckpointManager(path).resolve("latest")
-        raise FileNotFoundError(f"{path}: not a checkpoint directory (no {STATE_FILE}) nor a run directory")
+        raise FileNotFoundError(f"{path}: not a checkpoint directory (no {STATE_FILE} nor {DCP_DIR}/) nor a run "
+                                f"directory")
 
     def load(self, which: str | os.PathLike = "latest", map_location: str | torch.device = "cpu") -> dict[str, Any]:
+        """A single-process checkpoint's state.pt (distributed ones load through dist_checkpoint.load)."""
         path = self.resolve(which)
+        if not (path / STATE_FILE).is_file():
+            raise ValueError(f"{path} is a distributed (DCP) checkpoint; load it with "
+                             f"stellarbyte.train.dist_checkpoint.load, or export it with `stellarbyte export`")
         return torch.load(path / STATE_FILE, map_location=map_location, weights_only=True)

@@ -23,6 +23,7 @@ import yaml
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 OPTIMIZERS = ("adamw", "adamw_scratch", "muon")
+PARALLEL = ("none", "ddp", "fsdp")  # stellarbyte.train.distributed
 LOGGERS = ("tensorboard", "wandb", "swanlab")  # stellarbyte.train.backends
 
 
@@ -64,6 +65,9 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     empty_cache_every: int = 0            # gc + CUDA cache release every N steps (0 = never)
     peak_flops: float = 0.0               # device peak FLOP/s for MFU; 0 = look up the GPU, none on CPU
+    # distributed (torchrun; stellarbyte.train.distributed): data parallel x tensor parallel
+    parallel: str = "none"                # none | ddp | fsdp (FSDP2 fully_shard per block + root)
+    tensor_parallel: int = 1              # TP degree (DTensor) for q/k/v/o and MLP projections; world % tp == 0
     # evaluation, checkpoints, logging
     eval_every: int = 200
     eval_batches: int = 20
@@ -105,6 +109,9 @@ class TrainConfig:
             (self.keep_last >= 1, "keep_last must be >= 1"),
             (self.max_bad_steps >= 1, "max_bad_steps must be >= 1"),
             (self.log_every >= 1, "log_every must be >= 1"),
+            (self.parallel in PARALLEL, f"parallel must be one of {', '.join(PARALLEL)}"),
+            (isinstance(self.tensor_parallel, int) and self.tensor_parallel >= 1,
+             "tensor_parallel must be an integer >= 1 (1 = off)"),
             (self.telemetry_every >= 0, "telemetry_every must be >= 0 (0 = off)"),
             (all(name in LOGGERS for name in self.loggers),
              f"unknown logger in loggers={list(self.loggers)}; choose from {', '.join(LOGGERS)} (or [] for none)"),
@@ -112,6 +119,35 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise ValueError(f"train config: {message}")
+        self._check_parallel()
+
+    def _check_parallel(self) -> None:
+        """What the distributed engines support; the world size is checked at launch (distributed.py)."""
+        if not self.distributed:
+            return
+        tp = self.tensor_parallel
+        if tp > 1:
+            m = self.model
+            for key in ("num_attention_heads", "num_key_value_heads", "intermediate_size"):
+                value = m.get(key, m.get("num_attention_heads") if key == "num_key_value_heads" else None)
+                if value is not None and value % tp:
+                    raise ValueError(f"train config: tensor_parallel {tp} must divide model.{key} ({value}): "
+                                     f"each rank holds {key} / tensor_parallel of them; pick a divisor")
+        sharded = self.parallel == "fsdp" or tp > 1
+        if sharded and self.optimizer == "muon":
+            raise ValueError("train config: optimizer muon needs whole matrices (Newton-Schulz); with parallel fsdp "
+                             "or tensor_parallel > 1 use adamw, or parallel ddp for muon")
+        if sharded and self.precision == "fp16":
+            raise ValueError("train config: precision fp16 (GradScaler) is not supported with parallel fsdp or "
+                             "tensor_parallel > 1; use bf16 (FSDP mixed precision) or fp32")
+        if self.telemetry_every:
+            raise ValueError("train config: telemetry_every is single-process only for now; set it to 0 with "
+                             "parallel / tensor_parallel")
+
+    @property
+    def distributed(self) -> bool:
+        """True when the run is laid out on a device mesh (DDP, FSDP or tensor parallel)."""
+        return self.parallel != "none" or self.tensor_parallel > 1
 
     @property
     def tokens_per_step(self) -> int:

@@ -19,6 +19,11 @@ Contracts:
 - NaN/Inf: the step is skipped (no update), counted and logged; `max_bad_steps` in a row save a checkpoint and
   raise TrainingDiverged.
 - Logs: <run_dir>/train.log (text), <run_dir>/metrics.jsonl (one JSON object per logged step / eval), config.yaml.
+- Distributed (cfg.parallel / cfg.tensor_parallel, launched by torchrun; stellarbyte.train.distributed): the model
+  is parallelized from outside; each rank's loss is scaled so the dp-averaged gradient equals the one-process
+  gradient of the global batch; accumulation micro-steps skip the gradient sync; the logged loss is the global
+  mean; only rank 0 logs, writes config.yaml and shows progress; a signal on any rank stops every rank at the same
+  step; checkpoints are DCP (dist_checkpoint.py) and resume on another world size.
 """
 
 from __future__ import annotations
@@ -41,6 +46,15 @@ from stellarbyte.train.backends import build_backends
 from stellarbyte.train.batches import Batch, count_targets, lm_loss, to_device
 from stellarbyte.train.checkpoint import CheckpointManager, rng_state, set_rng_state
 from stellarbyte.train.config import TrainConfig, save_config
+from stellarbyte.train.distributed import (
+    DistEnv,
+    all_reduce_sum,
+    any_rank,
+    clip_grad_norm,
+    gradient_sync,
+    init_distributed,
+    parallelize,
+)
 from stellarbyte.train.optim import build_optimizer
 from stellarbyte.train.runlog import RunLog
 from stellarbyte.train.schedule import build_scheduler
@@ -77,19 +91,38 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "fp32"
 
 
+class _QuietLog:
+    """What ranks other than 0 log: nothing (rank 0 writes the files, the bar and the backends)."""
+
+    def text(self, line: str) -> None:
+        pass
+
+    def step(self, step: int, m: dict, every: int) -> None:
+        pass
+
+    def eval(self, step: int, v: dict) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class Trainer:
     def __init__(self, model: nn.Module, cfg: TrainConfig, train_data: Iterator[Batch],
                  val_data: Callable[[], Iterable[Batch]] | None = None, loss_fn: LossFn = lm_loss,
                  on_step: Callable[[Trainer, dict], None] | None = None,
                  sampler: Callable[[nn.Module], list[str]] | None = None) -> None:
         self.cfg = cfg
-        self.device = resolve_device(cfg.device)
+        self.dist: DistEnv = init_distributed(cfg)  # DistEnv() (one process, no mesh) unless cfg is distributed
+        self.device = self.dist.device if self.dist.enabled else resolve_device(cfg.device)
         self.precision = resolve_precision(cfg.precision, self.device)
-        self.model = model.to(self.device)
+        self.model = model.to(self.device)  # the plain module (FSDP/TP reshape it in place; DDP wraps it)
         if cfg.gradient_checkpointing:
             model.gradient_checkpointing_enable()
+        # fixed order (distributed.py): TP -> activation checkpointing -> compile -> FSDP / DDP
+        self.wrapped = parallelize(model, self.dist, self.precision)
         # the compiled wrapper runs forward; checkpoints always hold the plain module's state_dict
-        self.forward_model = torch.compile(model) if cfg.compile else model
+        self.forward_model = torch.compile(self.wrapped) if cfg.compile else self.wrapped
         self.train_data, self.val_data, self.loss_fn, self.on_step = train_data, val_data, loss_fn, on_step
         self.sampler = sampler  # model -> a few generated texts, logged at each evaluation
         self.telemetry = Telemetry(model)
@@ -99,6 +132,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.run_dir = Path(cfg.run_dir)
         self.checkpoints = CheckpointManager(self.run_dir, keep_last=cfg.keep_last)
+        if self.dist.tp_size > 1 and sampler is not None:
+            self.sampler = None  # KV-cache generation sizes its cache by the config's (unsplit) head counts
         self.step = 0
         self.bad_in_a_row = 0
         self.skipped_total = 0
@@ -108,11 +143,15 @@ class Trainer:
         self.throughput = Throughput(getattr(model, "config", None), cfg.seq_len, cfg.peak_flops, self.device)
 
     # ---- state -----------------------------------------------------------------------------------------
+    def progress_state(self) -> dict[str, Any]:
+        """Scheduler, scaler and counters: the state every rank shares (no tensors of the model)."""
+        return {"scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+                "counters": {"bad_in_a_row": self.bad_in_a_row, "skipped_total": self.skipped_total,
+                             "best_val": self.best_val, "last_val": self.last_val}}
+
     def state_dict(self) -> dict[str, Any]:
         state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "rng": rng_state(),
-                 "counters": {"bad_in_a_row": self.bad_in_a_row, "skipped_total": self.skipped_total,
-                              "best_val": self.best_val, "last_val": self.last_val}}
+                 **self.progress_state(), "rng": rng_state()}
         if hasattr(self.train_data, "state_dict"):
             state["data"] = self.train_data.state_dict()
         return state
@@ -120,6 +159,10 @@ class Trainer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        self.load_progress(state, state.get("data"), state["rng"])
+
+    def load_progress(self, state: dict[str, Any], data: dict | None, rng: dict[str, Any]) -> None:
+        """Everything but model and optimizer: schedule position, scaler, data position, counters, step, RNG."""
         # the schedule's shape comes from the current config (so a run can be extended with a larger max_steps);
         # only the position (last_epoch) and base lrs come from the checkpoint
         sched_state = {**state["scheduler"], "lr_lambdas": [None] * len(self.optimizer.param_groups)}
@@ -127,18 +170,57 @@ class Trainer:
         for group, base, fn in zip(self.optimizer.param_groups, self.scheduler.base_lrs, self.scheduler.lr_lambdas):
             group["lr"] = base * fn(self.scheduler.last_epoch)  # same arithmetic as LambdaLR.get_lr
         self.scaler.load_state_dict(state["scaler"])
-        if "data" in state:
+        if data is not None:
             if not hasattr(self.train_data, "load_state_dict"):
                 raise ValueError("the checkpoint holds a data position but this data source cannot resume")
-            self.train_data.load_state_dict(state["data"])
+            self.train_data.load_state_dict(data)
         counters = state["counters"]
         self.bad_in_a_row, self.skipped_total = counters["bad_in_a_row"], counters["skipped_total"]
         self.best_val, self.last_val = counters["best_val"], counters.get("last_val")
         self.step = int(state["step"])
-        set_rng_state(state["rng"])  # last: nothing above may draw random numbers after it
+        set_rng_state(rng)  # last: nothing above may draw random numbers after it
 
     def save_checkpoint(self) -> Path:
-        return self.checkpoints.save(self.state_dict(), self.step, val_loss=self.last_val, config=self.cfg.to_dict())
+        if self.dist.enabled:
+            from stellarbyte.train import dist_checkpoint
+
+            return dist_checkpoint.save(self)
+        return self.checkpoints.save(self.state_dict(), self.step, val_loss=self.last_val, config=self.cfg.to_dict(),
+                                     model_config=self.model_config_dict())
+
+    def model_config_dict(self) -> dict | None:
+        """The model's own config (ByteConfig.to_dict), stored in meta.json so a checkpoint can be rebuilt alone."""
+        config = getattr(self.model, "config", None)
+        return config.to_dict() if hasattr(config, "to_dict") else None
+
+    def resume(self, which: str = "latest") -> Path:
+        """Load a checkpoint of either kind into this trainer, whatever world size wrote it."""
+        from stellarbyte.train import dist_checkpoint
+        from stellarbyte.train.checkpoint import is_distributed_checkpoint
+
+        path = self.checkpoints.resolve(which)
+        if is_distributed_checkpoint(path):
+            dist_checkpoint.load(self, path)
+        elif self.dist.enabled:
+            state = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
+            dist_checkpoint.load_full_into_distributed(self, state)
+        else:
+            self.load_state_dict(self.checkpoints.load(path, map_location=self.device))
+        return path
+
+    def save_model(self, directory: str | Path) -> None:
+        """save_pretrained of the full model (gathered from every rank under FSDP / TP; rank 0 writes)."""
+        if not self.dist.enabled:
+            self.model.save_pretrained(directory)
+            return
+        from stellarbyte.train.distributed import barrier, full_model_state_dict
+
+        state = full_model_state_dict(self.model)  # collective; full tensors on rank 0 only
+        if self.dist.is_main:
+            plain = type(self.model)(self.model.config)
+            plain.load_state_dict(state)
+            plain.save_pretrained(directory)
+        barrier(self.dist)
 
     # ---- one step --------------------------------------------------------------------------------------
     def _autocast(self):
@@ -155,6 +237,8 @@ class Trainer:
             except StopIteration:
                 return None
         n_targets = sum(count_targets(b) for b in micro)
+        if self.dist.enabled:  # the whole global batch's count: every rank divides by the same number
+            n_targets = int(all_reduce_sum(torch.tensor(n_targets, device=self.device), self.dist))
         if n_targets == 0:
             raise ValueError(f"step {self.step + 1}: no targets in the batch (every label is -100); check the data")
         self.model.train()
@@ -162,13 +246,16 @@ class Trainer:
         self.telemetry.recording = bool(every) and (self.step + 1) % every == 0
         loss_total = torch.zeros((), device=self.device)
         n_tokens = 0
+        # DDP / FSDP average gradients over the dp ranks: scale by dp_size so the average is the global sum / n
+        dp_scale = self.dist.dp_size
         try:
-            for batch in micro:
+            for i, batch in enumerate(micro):
                 batch = to_device(batch, self.device)
                 n_tokens += batch["input_ids"].numel()
-                with self._autocast():
-                    loss = self.loss_fn(self.forward_model, batch) / n_targets
-                self.scaler.scale(loss).backward()
+                with gradient_sync(self.wrapped, sync=i == len(micro) - 1):  # no all-reduce on earlier micro-steps
+                    with self._autocast():
+                        loss = self.loss_fn(self.forward_model, batch) / n_targets
+                    self.scaler.scale(loss * dp_scale if dp_scale > 1 else loss).backward()
                 loss_total += loss.detach().float()
         except torch.cuda.OutOfMemoryError as err:
             raise ValueError(f"out of memory with batch_size {self.cfg.batch_size} x seq_len {self.cfg.seq_len}; "
@@ -180,11 +267,15 @@ class Trainer:
             extra = {"grad_norm_layers": self.telemetry.grad_norms(), "act_rms": dict(self.telemetry.activation_rms)}
             self.telemetry.recording = False
         clip = self.cfg.grad_clip if self.cfg.grad_clip > 0 else float("inf")
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip))
+        if self.dist.enabled:  # DTensor grads on one or two meshes (FSDP2, TP): distributed.clip_grad_norm
+            grad_norm = float(clip_grad_norm(self.model.parameters(), clip))
+            loss_total = all_reduce_sum(loss_total, self.dist)  # each rank holds its share of the global mean
+        else:
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip))
         loss_value = float(loss_total)
         finite = math.isfinite(loss_value) and (math.isfinite(grad_norm) or self.scaler.is_enabled())
-        if not finite:
-            extra["bad_groups"] = self.telemetry.non_finite_groups()
+        if not finite:  # (per-group norms of sharded DTensor gradients are not computed)
+            extra["bad_groups"] = [] if self.dist.enabled else self.telemetry.non_finite_groups()
         if finite:
             self.scaler.step(self.optimizer)  # with fp16 the scaler itself skips steps whose grads overflowed
         self.scaler.update()
@@ -238,17 +329,25 @@ class Trainer:
 
     def train(self, resume: bool = False) -> TrainResult:
         cfg = self.cfg
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        main = self.dist.is_main
+        if main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         if resume:
-            self.load_state_dict(self.checkpoints.load("latest", map_location=self.device))
-        save_config(cfg, self.run_dir / "config.yaml")
+            self.resume("latest")
         result = TrainResult(status="finished", step=self.step)
-        backends, notes = build_backends(cfg.loggers, self.run_dir, cfg.to_dict(), cfg.project)
-        log = RunLog(self.run_dir, total=cfg.max_steps, initial=self.step, progress=cfg.progress, backends=backends)
-        for note in notes:
-            log.text(note)
+        if main:  # rank 0 alone writes the config, the logs, the progress bar and the metric backends
+            save_config(cfg, self.run_dir / "config.yaml")
+            backends, notes = build_backends(cfg.loggers, self.run_dir, cfg.to_dict(), cfg.project)
+            log = RunLog(self.run_dir, total=cfg.max_steps, initial=self.step, progress=cfg.progress,
+                         backends=backends)
+            for note in notes:
+                log.text(note)
+        else:
+            log = _QuietLog()
+        d = self.dist
+        layout = (f"; {d.world_size} ranks ({d.parallel}, dp {d.dp_size} x tp {d.tp_size})" if d.enabled else "")
         log.text(f"{'resumed at' if resume else 'starting'} step {self.step}/{cfg.max_steps} on {self.device} "
-                 f"({self.precision}); {cfg.tokens_per_step} tokens/step")
+                 f"({self.precision}){layout}; {cfg.tokens_per_step * d.dp_size} tokens/step")
         handlers = {}
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -290,12 +389,13 @@ class Trainer:
                     gc.collect()
                     if self.device.type == "cuda":
                         torch.cuda.empty_cache()
-                stop = self._stop_signal is not None
+                stop = any_rank(self._stop_signal is not None, self.dist)  # all ranks stop at the same step
                 if stop or (cfg.save_every and self.step % cfg.save_every == 0) or self.step == cfg.max_steps:
                     path = self.save_checkpoint()
                     log.text(f"step {self.step}: checkpoint {path}")
                 if stop:
-                    log.text(f"step {self.step}: signal {self._stop_signal} received; checkpoint written, exiting")
+                    log.text(f"step {self.step}: signal {self._stop_signal} received (or by another rank); "
+                             f"checkpoint written, exiting")
                     result.status = "interrupted"
                     break
         finally:

@@ -1,0 +1,89 @@
+"""torchrun entry point for tests/train/test_distributed.py (no tests here): one training run from a JSON spec.
+
+    python -m torch.distributed.run --standalone --nproc_per_node 2 tests/train/test_distributed_worker.py SPEC.json
+
+SPEC: {"cfg": TrainConfig fields, "model": tiny_config overrides, "model_seed": int, "data": packed dataset dir,
+       "resume": null | "latest" | a checkpoint directory, "save_model": bool, "out": directory,
+       "kill_rank_at": [rank, step] (that rank alone sends itself SIGTERM after that step)}
+Each rank writes OUT/rank<r>.json: {"losses", "val", "step", "status", "inputs" (the input ids it trained on,
+one list of rows per step), "dp_rank", "tp_rank"}. Also importable: `run(spec)` runs the same thing in-process
+(the single-process reference).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+from tiny_models import tiny_model
+
+from stellarbyte.train.batches import pretrain_batches, validation_batches
+from stellarbyte.train.config import TrainConfig
+from stellarbyte.train.distributed import destroy_distributed, init_distributed
+from stellarbyte.train.trainer import Trainer
+
+
+class Recording:
+    """A data source that remembers every batch's input ids (and keeps the source's resume state)."""
+
+    def __init__(self, source) -> None:
+        self.source, self.seen = source, []
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        batch = next(self.source)
+        self.seen.append(batch["input_ids"].tolist())
+        return batch
+
+    def state_dict(self):
+        return self.source.state_dict()
+
+    def load_state_dict(self, state):
+        self.source.load_state_dict(state)
+
+
+def run(spec: dict) -> tuple[Trainer, dict]:
+    cfg = TrainConfig(**spec["cfg"])
+    env = init_distributed(cfg)
+    model = tiny_model(seed=spec.get("model_seed", 0), **spec.get("model", {}))
+    data = Recording(pretrain_batches(spec["data"], cfg.batch_size, cfg.seq_len, seed=cfg.seed,
+                                      rank=env.dp_rank, world_size=env.dp_size))
+    # validation batches of the global batch size, the same on every rank (so the one-process numbers)
+    val = validation_batches(spec["data"], cfg.batch_size * env.dp_size, cfg.seq_len, cfg.eval_batches) \
+        if cfg.eval_every else None
+    on_step = None
+    if spec.get("kill_rank_at"):
+        rank, step = spec["kill_rank_at"]
+
+        def on_step(trainer, metrics):
+            if trainer.dist.rank == rank and trainer.step == step:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    trainer = Trainer(model, cfg, data, val, on_step=on_step)
+    resume = spec.get("resume")
+    if resume not in (None, "latest"):
+        trainer.resume(resume)
+    result = trainer.train(resume=resume == "latest")
+    if spec.get("save_model"):
+        trainer.save_model(Path(cfg.run_dir) / "model")
+    record = {"losses": result.losses, "val": result.val, "step": result.step, "status": result.status,
+              "inputs": data.seen, "dp_rank": env.dp_rank, "tp_rank": env.tp_rank}
+    return trainer, record
+
+
+def main() -> None:
+    spec = json.loads(Path(sys.argv[1]).read_text())
+    trainer, record = run(spec)
+    out = Path(spec["out"])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"rank{trainer.dist.rank}.json").write_text(json.dumps(record))
+    destroy_distributed()
+
+
+if __name__ == "__main__":
+    main()
