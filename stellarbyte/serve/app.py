@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -116,17 +116,17 @@ def create_app(llm_or_engine: Any, model_name: str, api_key: str | None = None, 
         return PlainTextResponse(prometheus_text(values), media_type="text/plain; version=0.0.4")
 
     @app.post("/v1/completions")
-    async def completions(req: CompletionRequest) -> Any:
+    async def completions(req: CompletionRequest, http: Request) -> Any:
         _check_model(state, req.model)
         params = _check_n(state, req.to_sampling_params())
         prompts = []
         for p in req.prompts():
             ids = state.tokenizer.encode(p) if isinstance(p, str) else p
             prompts.append((_check_prompt(state, ids, params, "prompt"), p if isinstance(p, str) else None))
-        return await _respond(state, "cmpl", prompts, params, req.stream, req.include_usage)
+        return await _respond(state, http, "cmpl", prompts, params, req.stream, req.include_usage)
 
     @app.post("/v1/chat/completions")
-    async def chat_completions(req: ChatCompletionRequest) -> Any:
+    async def chat_completions(req: ChatCompletionRequest, http: Request) -> Any:
         _check_model(state, req.model)
         params = _check_n(state, req.to_sampling_params())
         messages = req.template_messages()
@@ -140,7 +140,7 @@ def create_app(llm_or_engine: Any, model_name: str, api_key: str | None = None, 
         if end_of_turn is not None and end_of_turn not in params.stop_token_ids:
             params = replace(params, stop_token_ids=[*params.stop_token_ids, end_of_turn])
         ids = _check_prompt(state, fitted.prompt_token_ids, params, "messages")
-        return await _respond(state, "chatcmpl", [(ids, None)], params, req.stream, req.include_usage)
+        return await _respond(state, http, "chatcmpl", [(ids, None)], params, req.stream, req.include_usage)
 
     index = Path(static_dir) / "index.html" if static_dir is not None else None
     if index is not None and index.is_file():
@@ -181,7 +181,7 @@ def _check_prompt(state: ServerState, ids: list[int], params: SamplingParams, pa
 
 
 # ---- answers -----------------------------------------------------------------------------------------------
-async def _respond(state: ServerState, kind: str, prompts: list[tuple[list[int], str | None]],
+async def _respond(state: ServerState, http: Request, kind: str, prompts: list[tuple[list[int], str | None]],
                    params: SamplingParams, stream: bool | None, include_usage: bool) -> Any:
     rid = f"{kind}-{uuid.uuid4().hex}"
     state.counters.requests_total += 1
@@ -194,15 +194,33 @@ async def _respond(state: ServerState, kind: str, prompts: list[tuple[list[int],
         headers["Cache-Control"] = "no-cache"
         return StreamingResponse(events, media_type="text/event-stream", headers=headers)
     finals: list[RequestOutput | None] = [None] * len(prompts)
-    try:
+
+    async def collect() -> None:
         async for i, out in merged:
             finals[i] = out
+
+    # a non-streaming client that leaves (a timeout, Ctrl-C) must not keep its KV blocks until max_tokens:
+    # once the body is read, the next ASGI receive() returns only when the client disconnects
+    work, gone = asyncio.ensure_future(collect()), asyncio.ensure_future(_disconnected(http))
+    try:
+        await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        gone.cancel()
+        if not work.done():
+            work.cancel()
         merged.cancel()
         if not merged.all_finished:
             state.counters.requests_aborted_total += 1
+    if not work.done() or work.cancelled():
+        return PlainTextResponse("client disconnected", status_code=499)  # nobody reads it
+    work.result()  # re-raise an engine failure (-> 500 by the handlers)
     state.counters.requests_finished_total += 1
     return JSONResponse(_final_body(state, kind, rid, finals, params), headers=headers)
+
+
+async def _disconnected(http: Request) -> None:
+    while (await http.receive())["type"] != "http.disconnect":
+        pass
 
 
 def _final_body(state: ServerState, kind: str, rid: str, finals: list[RequestOutput], params: SamplingParams) -> dict:

@@ -5,6 +5,7 @@ forward for logprobs; the OpenAI API's object shapes as the openai package parse
 """
 
 import json
+import socket
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -151,6 +152,52 @@ def test_disconnect_mid_stream_frees_kv_blocks(server):
     assert after["requests_aborted_total"] == before["requests_aborted_total"] + 1
     assert after["generation_tokens_total"] - before["generation_tokens_total"] < 240  # it really was cut short
     assert client.completions.create(model=NAME, prompt="the cat", max_tokens=2).usage.completion_tokens <= 2
+
+
+def wait_until_idle(proc, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        m = metrics(proc)
+        if m["kv_blocks_free"] == m["kv_blocks_total"] or time.monotonic() > deadline:
+            return m
+        time.sleep(0.05)
+
+
+def test_disconnect_while_waiting_for_a_non_streamed_answer(server):
+    proc, client, _, _ = server
+    before = wait_until_idle(proc)
+    body = json.dumps({"model": NAME, "prompt": "the cat", "max_tokens": 250, "temperature": 0,
+                       "ignore_eos": True}).encode()
+    head = (f"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {KEY}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", proc.port)) as sock:
+        sock.sendall(head + body)
+        deadline = time.monotonic() + 20
+        while metrics(proc)["num_requests_running"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        during = metrics(proc)
+    after = wait_until_idle(proc)  # the socket is closed: the server notices and aborts
+    assert during["num_requests_running"] == 1 and during["kv_blocks_used"] > 0
+    assert after["kv_blocks_free"] == after["kv_blocks_total"] and after["num_requests_running"] == 0
+    assert after["requests_aborted_total"] == before["requests_aborted_total"] + 1
+    assert after["generation_tokens_total"] - before["generation_tokens_total"] < 250
+
+
+def test_list_of_prompts_gives_indexed_choices(server):
+    proc, client, model, tok = server
+    prompts = ["the cat", "a red bird sang", "the park"]
+    r = client.completions.create(model=NAME, prompt=prompts, max_tokens=5, temperature=0, n=2)
+    assert [c.index for c in r.choices] == list(range(6))  # prompt i's j-th completion is i * n + j
+    for i, p in enumerate(prompts):
+        ref, _ = greedy(model, tok.encode(p), 5, {tok.eos_token_id})
+        want = tok.decode(ref, skip_special_tokens=True)
+        assert r.choices[2 * i].text == r.choices[2 * i + 1].text == want  # greedy: both completions agree
+    assert r.usage.prompt_tokens == sum(len(tok.encode(p)) for p in prompts)
+    streamed = {}
+    for chunk in client.completions.create(model=NAME, prompt=prompts, max_tokens=5, temperature=0, n=2, stream=True):
+        c = chunk.choices[0]
+        streamed[c.index] = streamed.get(c.index, "") + c.text
+    assert [streamed[i] for i in range(6)] == [c.text for c in r.choices]
 
 
 def test_stop_strings(server):
