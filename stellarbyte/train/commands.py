@@ -126,10 +126,13 @@ def _seed(seed: int) -> None:
 def _pretrain_data(cfg: TrainConfig, vocab_size: int):
     from stellarbyte.data.pack import read_index
     from stellarbyte.train.batches import pretrain_batches, validation_batches
+    from stellarbyte.train.distributed import init_distributed
 
     if not cfg.data_dir:
         raise ValueError("pretraining needs data_dir (--data-dir DIR, a packed dataset from `stellarbyte data pack`)")
-    train = pretrain_batches(cfg.data_dir, cfg.batch_size, cfg.seq_len, shuffle=cfg.shuffle, seed=cfg.seed)
+    env = init_distributed(cfg)  # torchrun: this rank reads data-parallel shard dp_rank of dp_size (else 0 of 1)
+    train = pretrain_batches(cfg.data_dir, cfg.batch_size, cfg.seq_len, shuffle=cfg.shuffle, seed=cfg.seed,
+                             rank=env.dp_rank, world_size=env.dp_size)
     data_vocab = read_index(cfg.data_dir).get("vocab_size", 0)
     if data_vocab > vocab_size:
         raise ValueError(f"{cfg.data_dir} was tokenized with vocab_size {data_vocab} but the model has "
@@ -137,7 +140,8 @@ def _pretrain_data(cfg: TrainConfig, vocab_size: int):
     val = None
     if cfg.eval_every:
         try:
-            val = validation_batches(cfg.data_dir, cfg.batch_size, cfg.seq_len, cfg.eval_batches)
+            # the global batch size, the same batches on every rank: one-process validation numbers
+            val = validation_batches(cfg.data_dir, cfg.batch_size * env.dp_size, cfg.seq_len, cfg.eval_batches)
         except ValueError:
             val = None  # validation split too small for one batch: train without evaluation
     return train, val
@@ -168,7 +172,14 @@ def _sft_data(cfg: TrainConfig):
         return [pad_collate(examples[i:i + cfg.batch_size], tokenizer.pad_token_id)
                 for i in range(0, len(examples) - cfg.batch_size + 1, cfg.batch_size)]
 
-    train = SFTBatches(collated(cfg.sft_train, cfg.shuffle))
+    from stellarbyte.train.distributed import init_distributed
+
+    env = init_distributed(cfg)  # data parallel: rank r takes batches r, r + dp, ... (equal counts on every rank)
+    batches = collated(cfg.sft_train, cfg.shuffle)
+    if env.dp_size > len(batches):
+        raise ValueError(f"{cfg.sft_train}: {len(batches)} batches for {env.dp_size} data-parallel ranks; lower "
+                         f"--batch-size or add data")
+    train = SFTBatches(batches[env.dp_rank:len(batches) // env.dp_size * env.dp_size:env.dp_size])
     val = None
     if cfg.sft_val and cfg.eval_every:
         val_batches = SFTBatches(collated(cfg.sft_val, False)).batches[:cfg.eval_batches]
@@ -216,7 +227,9 @@ def run(args: argparse.Namespace, verb: str) -> int:
             raise
         raise ValueError(str(err)) from err  # one line from the CLI (disk full, divergence), not a traceback
     out = Path(cfg.run_dir) / "model"
-    model.save_pretrained(out)
+    trainer.save_model(out)  # gathered from every rank when distributed
+    if not trainer.dist.is_main:  # rank 0 reports
+        return 0 if result.status != "interrupted" else 130
     tps = trainer.throughput.median_tokens_per_s
     last = result.losses[max(result.losses)] if result.losses else float("nan")
     print(f"{verb}: {result.status} at step {result.step}/{cfg.max_steps}; last loss {last:.4f}"
