@@ -28,6 +28,7 @@ DTensor / tensor parallel docs, torchtitan's parallelize_llama (the order, per-b
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import socket
@@ -106,6 +107,7 @@ def init_distributed(cfg) -> DistEnv:
             dist.init_process_group(backend, timeout=timedelta(minutes=30))
         else:  # no launcher: a one-process group, so the same code path (and checkpoint format) runs
             dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1)
+        atexit.register(destroy_distributed)  # the group we started is torn down cleanly at exit
     rank, world = dist.get_rank(), dist.get_world_size()
     tp = cfg.tensor_parallel
     if world % tp:

@@ -48,7 +48,7 @@ def load_checkpoint_model(source: str | os.PathLike):
         from torch.distributed.checkpoint import load as dcp_load
 
         state = model.state_dict()  # the one-process layout DCP reads the shards into
-        dcp_load({"model": state}, checkpoint_id=str(ckpt / DCP_DIR))
+        dcp_load({"model": state}, checkpoint_id=str(ckpt / DCP_DIR), no_dist=True)  # this process reads all shards
     else:
         state = torch.load(ckpt / STATE_FILE, map_location="cpu", weights_only=True)["model"]
     model.load_state_dict(state)

@@ -217,7 +217,9 @@ class Trainer:
 
         state = full_model_state_dict(self.model)  # collective; full tensors on rank 0 only
         if self.dist.is_main:
-            plain = type(self.model)(self.model.config)
+            # FSDP2 swaps the module's class for a subclass of (FSDPModule, the original class): build the original
+            cls = next(c for c in type(self.model).__mro__ if not c.__name__.startswith("FSDP"))
+            plain = cls(self.model.config)
             plain.load_state_dict(state)
             plain.save_pretrained(directory)
         barrier(self.dist)
