@@ -26,7 +26,7 @@ import torch
 import triton
 import triton.language as tl
 
-from stellarbyte.kernels.ops._common import check_device, is_interpreted
+from stellarbyte.kernels.ops._common import _sm_count, check_device, is_interpreted
 from stellarbyte.kernels.reference.paged_attention import check_paged_args
 
 LOG2E = 1.4426950408889634
@@ -156,7 +156,7 @@ def default_num_splits(num_tokens: int, num_kv_heads: int, max_query_len: int, d
     """Split-KV only for decode-like steps whose (tokens x kv heads) programs cannot fill the GPU."""
     if max_query_len > 1 or device.type != "cuda":
         return 1
-    sms = torch.cuda.get_device_properties(device).multi_processor_count
+    sms = _sm_count(device.index or 0)
     programs = max(1, num_tokens * num_kv_heads)
     return int(min(16, max(1, triton.next_power_of_2(-(-2 * sms // programs)) // 2)))
 
