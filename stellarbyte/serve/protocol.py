@@ -74,6 +74,8 @@ class _SamplingRequest(BaseModel):
             value = getattr(self, name)
             if value is not None:  # None = the default, as OpenAI's "null"
                 values[name] = value
+        if self.seed is not None and not -(2**63) <= self.seed < 2**63:  # int64, as OpenAI; torch takes < 2**64
+            raise OpenAIError(f"seed={self.seed} is out of range; use a 64-bit signed integer", param="seed")
         if max_tokens is not None and max_tokens < 1:
             raise OpenAIError(f"max_tokens={max_tokens} is invalid; it must be an int >= 1", param="max_tokens")
         try:

@@ -81,6 +81,7 @@ BAD = [  # (endpoint, body overrides, param, message fragment)
     ("completions", {"stop": 3}, "stop", "invalid 'stop"),
     ("completions", {"echo": True}, "echo", "echo=true is not supported"),
     ("completions", {"logprobs": 99}, "logprobs", "logprobs=99"),
+    ("completions", {"seed": 2**64 - 1, "n": 2}, "seed", "out of range"),  # seed + 1 would overflow torch's seed
 ]
 
 
