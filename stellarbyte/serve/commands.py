@@ -62,9 +62,9 @@ def add_parser(subparsers: Any, verb: str) -> None:
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
                    help="weights and KV dtype (auto: bfloat16 on CUDA, float32 on CPU)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (CUDA when available)")
-    p.add_argument("--quantize", default="none", choices=["none", "int8", "int4"],
-                   help="weight quantization via stellarbyte.infer.quant (int8: dynamic on CPU / weight-only on "
-                        "GPU; int4: weight-only, GPU); default none")
+    p.add_argument("--quantize", default="none", choices=["none", "int8", "int8-dynamic", "int8-weight", "int4"],
+                   help="quantize the linear layers with stellarbyte.infer.quant: int8 = dynamic int8 on CPU, "
+                        "weight-only int8 on CUDA; int4 = group-wise weight-only (CUDA); default none")
     p.add_argument("--max-num-seqs", type=int, default=64, help="sequences per engine step (default 64)")
     p.add_argument("--max-num-batched-tokens", type=int, default=2048,
                    help="tokens computed per step, prefill chunks + decodes (default 2048)")
@@ -116,10 +116,13 @@ def build_llm(args: argparse.Namespace) -> Any:
     if args.quantize != "none":
         try:
             from stellarbyte.infer.quant import quantize_model
-        except ModuleNotFoundError:
-            raise ValueError(f"--quantize {args.quantize} needs stellarbyte.infer.quant, which this build lacks; "
-                             f"use --quantize none") from None
-        model = quantize_model(model, args.quantize) or model
+        except ImportError as err:
+            raise ValueError(f"--quantize {args.quantize} needs stellarbyte.infer.quant, which this build lacks "
+                             f"({err}); use --quantize none") from None
+        report = quantize_model(model, args.quantize)  # swaps the nn.Linear layers in place
+        summary = getattr(report, "summary", None)
+        if callable(summary):
+            print(f"quantized {summary()}", flush=True)
     engine = dict(block_size=args.block_size, max_num_seqs=args.max_num_seqs,
                   max_num_batched_tokens=args.max_num_batched_tokens, num_blocks=args.num_blocks,
                   enable_prefix_caching=not args.no_prefix_caching,

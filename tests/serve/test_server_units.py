@@ -141,6 +141,12 @@ def test_serve_command_options_and_errors(saved, tmp_path, monkeypatch, capsys):
     model.save_pretrained(tmp_path / "no_tok")
     with pytest.raises(FileNotFoundError, match="no tokenizer.json"):
         build_llm(_args([str(tmp_path / "no_tok")]))
+    quantized = build_llm(_args([str(path), "--quantize", "int8", "--num-blocks", "16"]))  # dynamic int8, CPU
+    linears = [m for m in quantized.engine.model.modules() if type(m).__name__ == "Linear" and "quantized" not in
+               type(m).__module__]
+    assert len(linears) == 1  # every decoder linear swapped; lm_head stays float (the quant module's policy)
+    out = quantized.generate("the cat", SamplingParams(temperature=0, max_tokens=4, ignore_eos=True))
+    assert len(out[0].outputs[0].token_ids) == 4
     monkeypatch.setitem(sys.modules, "stellarbyte.infer.quant", None)  # as in a build without the quant module
     with pytest.raises(ValueError, match="--quantize int8 needs stellarbyte.infer.quant"):
         build_llm(_args([str(path), "--quantize", "int8"]))
