@@ -75,6 +75,10 @@ def add_parser(subparsers: Any, verb: str) -> None:
     kv.add_argument("--gpu-memory-utilization", type=float,
                     help="CUDA: share of GPU memory the process may fill (weights + KV), e.g. 0.9")
     p.add_argument("--no-prefix-caching", action="store_true", help="disable the prefix cache")
+    p.add_argument("--attention-backend", default="auto", choices=["auto", "torch", "flat", "triton"],
+                   help="engine model runner: torch (padded reference), flat (varlen, torch paged attention), "
+                        "triton (paged-attention kernel, CUDA); auto = triton on CUDA when it applies, else torch")
+    p.add_argument("--no-cuda-graphs", action="store_true", help="do not capture decode steps in CUDA graphs")
     p.add_argument("--max-n", type=int, default=16, help="largest n (completions per prompt) a request may ask")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
@@ -126,7 +130,8 @@ def build_llm(args: argparse.Namespace) -> Any:
     engine = dict(block_size=args.block_size, max_num_seqs=args.max_num_seqs,
                   max_num_batched_tokens=args.max_num_batched_tokens, num_blocks=args.num_blocks,
                   enable_prefix_caching=not args.no_prefix_caching,
-                  gpu_memory_utilization=args.gpu_memory_utilization)
+                  gpu_memory_utilization=args.gpu_memory_utilization, attention_backend=args.attention_backend,
+                  cuda_graphs=not args.no_cuda_graphs)
     if args.kv_memory is not None:
         engine["kv_cache_memory_bytes"] = parse_bytes(args.kv_memory)
     return LLM(model, tokenizer=ByteTokenizer.from_pretrained(tok_dir), **engine)

@@ -133,8 +133,10 @@ def test_serve_command_options_and_errors(saved, tmp_path, monkeypatch, capsys):
     assert parse_bytes("512MiB") == 512 * 2**20 and parse_bytes("2GiB") == 2 * 2**30 and parse_bytes("1000") == 1000
     with pytest.raises(ValueError, match="not a size"):
         parse_bytes("lots")
-    llm = build_llm(_args([str(path), "--kv-memory", "1MiB", "--block-size", "8", "--max-num-seqs", "3"]))
+    llm = build_llm(_args([str(path), "--kv-memory", "1MiB", "--block-size", "8", "--max-num-seqs", "3",
+                           "--attention-backend", "flat", "--no-prefix-caching"]))
     assert llm.engine.config.block_size == 8 and llm.engine.config.max_num_seqs == 3
+    assert llm.engine.config.attention_backend == "flat" and not llm.engine.config.enable_prefix_caching
     assert llm.engine.config.kv_cache_memory_bytes == 2**20
     with pytest.raises(FileNotFoundError, match="no config.json"):
         build_llm(_args([str(tmp_path)]))
@@ -154,5 +156,6 @@ def test_serve_command_options_and_errors(saved, tmp_path, monkeypatch, capsys):
         _args(["--help"])
     help_text = capsys.readouterr().out
     for needle in ("curl", "OpenAI(base_url=", "--api-key", "STELLARBYTE_API_KEY", "--served-model-name", "--dtype",
-                   "--device", "--max-num-seqs", "--kv-memory", "--num-blocks", "--quantize"):
+                   "--device", "--max-num-seqs", "--kv-memory", "--num-blocks", "--quantize",
+                   "--attention-backend"):
         assert needle in help_text, needle
