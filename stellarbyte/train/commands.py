@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
 import random
 from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 from stellarbyte.train.config import TrainConfig, load_config
 
@@ -102,17 +104,35 @@ def build_model(cfg: TrainConfig):
                                     f"save_pretrained (a run's model/ folder)")
         model = ByteModel.from_pretrained(cfg.init_from)
         if cfg.model:
-            want = cfg.model_config().to_dict()
-            have = model.config.to_dict()
-            diff = [k for k in ARCH_FIELDS if want.get(k) != have.get(k)]
-            if diff:
-                raise ValueError(f"{cfg.init_from} has another architecture than the config's model "
-                                 f"({', '.join(f'{k}: {have[k]} vs {want[k]}' for k in diff[:4])}); drop the "
-                                 f"model: section or point --init-from at a matching checkpoint")
+            check_same_architecture(model, cfg.model_config(), cfg.init_from)
         return model.float()
     if not cfg.model:
         raise ValueError("the config has no model: section and no init_from; add one or pass --init-from")
     return ByteModel(cfg.model_config())
+
+
+def check_same_architecture(model, want, source: str) -> None:
+    """ValueError naming every differing architecture field and the first mis-shaped tensors (checkpoint vs
+    config), when the config's model section describes another network than the checkpoint at `source`."""
+    from stellarbyte import ByteModel
+
+    have = model.config.to_dict()
+    want_d = want.to_dict()
+    diff = [k for k in ARCH_FIELDS if want_d.get(k) != have.get(k)]
+    if not diff:
+        return
+    with torch.device("meta"):  # shapes only: no memory, no init
+        expected = {k: tuple(v.shape) for k, v in ByteModel(want).state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    shapes = [f"{k} {list(got[k])} vs {list(expected[k])}" for k in got if k in expected and got[k] != expected[k]]
+    extra = len(set(got) ^ set(expected))
+    fields = ", ".join(f"{k} {have.get(k)} vs {want_d.get(k)}" for k in diff)
+    tensors = "; ".join(shapes[:3]) + (f" (+{len(shapes) - 3} more)" if len(shapes) > 3 else "")
+    raise ValueError(f"--init-from {source} has another architecture than the config's model section "
+                     f"(checkpoint vs config): {fields}" + (f"; tensors {tensors}" if tensors else "")
+                     + (f"; {extra} tensors exist in only one of them" if extra else "")
+                     + "; drop the model: section (the checkpoint's own config is used) or point --init-from at "
+                     "a matching checkpoint")
 
 
 def _seed(seed: int) -> None:
@@ -147,7 +167,7 @@ def _pretrain_data(cfg: TrainConfig, vocab_size: int):
     return train, val
 
 
-def _sft_data(cfg: TrainConfig):
+def _sft_data(cfg: TrainConfig, vocab_size: int | None = None):
     from stellarbyte.data.records import Stats
     from stellarbyte.data.sft import SFTConfig, build_sft_examples, pad_collate
     from stellarbyte.data.tokenizing import load_tokenizer
@@ -156,6 +176,10 @@ def _sft_data(cfg: TrainConfig):
     if not cfg.sft_train or not cfg.tokenizer:
         raise ValueError("SFT needs sft_train (--sft-train FILE.jsonl) and tokenizer (--tokenizer DIR)")
     tokenizer = load_tokenizer(cfg.tokenizer)
+    if vocab_size is not None and tokenizer.vocab_size > vocab_size:
+        raise ValueError(f"tokenizer {cfg.tokenizer} has {tokenizer.vocab_size} tokens but the model only "
+                         f"{vocab_size}; use the tokenizer the model was trained with, or set model.vocab_size >= "
+                         f"{tokenizer.vocab_size} (pretraining)")
 
     def collated(path: str, shuffle: bool) -> list[dict]:
         if not Path(path).is_file():
@@ -209,25 +233,91 @@ def make_sampler(cfg: TrainConfig):
     return sample
 
 
+def check_yaml(path: str) -> None:
+    """Parse the YAML file first, so a syntax error is one line naming the file, line and column."""
+    p = Path(path)
+    if not p.is_file():
+        return  # load_config names the missing file
+    try:
+        yaml.safe_load(p.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        what = " ".join(str(x) for x in (getattr(err, "context", None), getattr(err, "problem", None)) if x)
+        what = what or str(err).splitlines()[0]
+        raise ValueError(f"{where}: invalid YAML ({what}); fix the syntax at line {mark.line + 1 if mark else '?'}"
+                         f" of the config") from None
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """torch.OutOfMemoryError (CUDA) or the CPU allocator's RuntimeError."""
+    if isinstance(err, torch.OutOfMemoryError):
+        return True
+    text = str(err)
+    return isinstance(err, RuntimeError) and any(
+        s in text for s in ("not enough memory", "can't allocate memory", "out of memory", "Cannot allocate memory"))
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """ENOSPC / EDQUOT / EFBIG anywhere in the exception chain: torch.save's zip writer turns the OSError of a full
+    disk into a RuntimeError ("unexpected pos ...") raised while handling it, so the cause sits in __context__."""
+    seen: set[int] = set()
+    e: BaseException | None = err
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return True
+        if any(s in str(e) for s in ("No space left on device", "Disk quota exceeded", "file write failed")):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def _disk_error(err: BaseException) -> str:
+    """The OSError's own text when the chain holds one (not the zip writer's "unexpected pos")."""
+    e: BaseException | None = err
+    while e is not None:
+        if isinstance(e, OSError) and e.errno is not None:
+            return f"[Errno {e.errno}] {e.strerror}"
+        e = e.__cause__ or e.__context__
+    return _first_line(err)
+
+
 def run(args: argparse.Namespace, verb: str) -> int:
     from stellarbyte.train.trainer import Trainer, TrainingDiverged
 
+    check_yaml(args.config)
     cfg = load_config(args.config, _overrides(args))
     _seed(cfg.seed)
     model = build_model(cfg)
     if verb == "pretrain":
         train, val = _pretrain_data(cfg, model.config.vocab_size)
     else:
-        train, val = _sft_data(cfg)
+        train, val = _sft_data(cfg, model.config.vocab_size)
     trainer = Trainer(model, cfg, train, val, sampler=make_sampler(cfg))
+    out = Path(cfg.run_dir) / "model"
     try:
         result = trainer.train(resume=args.resume)
-    except (TrainingDiverged, OSError) as err:
+        trainer.save_model(out)  # gathered from every rank when distributed
+    except TrainingDiverged as err:
+        raise ValueError(str(err)) from err  # one line from the CLI, not a traceback
+    except (RuntimeError, OSError) as err:
         if isinstance(err, FileNotFoundError):
             raise
-        raise ValueError(str(err)) from err  # one line from the CLI (disk full, divergence), not a traceback
-    out = Path(cfg.run_dir) / "model"
-    trainer.save_model(out)  # gathered from every rank when distributed
+        ckpt = trainer.checkpoints.latest()
+        kept = f"the latest complete checkpoint ({ckpt}) is intact" if ckpt else "no checkpoint was written"
+        if is_out_of_memory(err):
+            raise ValueError(
+                f"out of memory in training step {trainer.step + 1} (batch_size {cfg.batch_size} x seq_len "
+                f"{cfg.seq_len} x grad_accum {cfg.grad_accum}): the batch does not fit; lower --batch-size and raise "
+                f"--grad-accum by the same factor (same global batch), or shorten --seq-len or enable "
+                f"--gradient-checkpointing; {kept}") from err
+        if is_disk_full(err):
+            raise ValueError(f"disk full while writing under {cfg.run_dir} ({_disk_error(err)}); {kept}; free "
+                             f"space or choose another --run-dir, then rerun with --resume") from err
+        if isinstance(err, OSError):
+            raise ValueError(f"{_first_line(err)}; {kept}") from err
+        raise
     if not trainer.dist.is_main:  # rank 0 reports
         return 0 if result.status != "interrupted" else 130
     tps = trainer.throughput.median_tokens_per_s
@@ -237,3 +327,8 @@ def run(args: argparse.Namespace, verb: str) -> int:
           + (f"; {tps:.0f} tokens/s (median step)" if tps else "")
           + f"; skipped steps {result.skipped_steps}; model -> {out}")
     return 0 if result.status != "interrupted" else 130
+
+
+def _first_line(err: BaseException) -> str:
+    lines = [line for line in str(err).splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
