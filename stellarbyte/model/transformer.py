@@ -151,12 +151,14 @@ class ByteModel(nn.Module):
                 position_ids: torch.Tensor | None = None, past_key_values: KVCache | None = None,
                 labels: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None,
                 logits_to_keep: int | torch.Tensor = 0, output_hidden_states: bool = False,
-                **unused: Any) -> CausalLMOutput:
+                return_logits: bool = True, **unused: Any) -> CausalLMOutput:
         """input_ids (B, T); attention_mask (B, past + T), 1 = token, 0 = padding; labels (B, T) with
         IGNORE_INDEX (-100) where no loss is wanted -- shifted inside, so labels may simply be input_ids.
         logits_to_keep > 0 computes logits for the last k positions only (generation); an int64 index tensor
         (K,) computes them at those positions only (the paged engine's flattened batch: each sequence's last
-        scheduled token), giving logits (B, K, V)."""
+        scheduled token), giving logits (B, K, V).
+        return_logits=False with labels: the loss goes through kernels.fused_linear_cross_entropy, which never
+        materialises the (B, T, V) logits (the Triton path works in chunks), and `logits` comes back None."""
         for accepted in ("use_cache", "return_dict"):  # HF callers pass these; caching is decided by the cache
             unused.pop(accepted, None)
         if unused:
@@ -164,20 +166,25 @@ class ByteModel(nn.Module):
         hidden, aux, hidden_states = self.model(input_ids, attention_mask, position_ids, past_key_values,
                                                 inputs_embeds, output_hidden_states)
         keep_some = isinstance(logits_to_keep, torch.Tensor) or logits_to_keep > 0
-        if isinstance(logits_to_keep, torch.Tensor):
-            hidden = hidden.index_select(1, logits_to_keep)  # (B, K, H): the lm_head runs on K rows only
-        elif logits_to_keep:
-            hidden = hidden[:, -logits_to_keep:]
-        logits = self.lm_head(hidden)  # (B, T', V)
-        loss = aux_loss = None
+        if labels is not None and keep_some:
+            raise ValueError("labels need logits for every position; leave logits_to_keep at 0")
+        if not return_logits and labels is None:
+            raise ValueError("return_logits=False only applies to a training forward: pass labels too")
+        loss = aux_loss = logits = None
+        if not return_logits:  # fused LM head + loss: no (B, T, V) logits
+            loss = fused_causal_lm_loss(hidden, self.lm_head, labels)
+        else:
+            if isinstance(logits_to_keep, torch.Tensor):
+                hidden = hidden.index_select(1, logits_to_keep)  # (B, K, H): the lm_head runs on K rows only
+            elif logits_to_keep:
+                hidden = hidden[:, -logits_to_keep:]
+            logits = self.lm_head(hidden)  # (B, T', V)
+            if labels is not None:
+                loss = causal_lm_loss(logits, labels)
         if aux:
             aux_loss = torch.stack(aux).sum()
-        if labels is not None:
-            if keep_some:
-                raise ValueError("labels need logits for every position; leave logits_to_keep at 0")
-            loss = causal_lm_loss(logits, labels)
-            if aux_loss is not None:
-                loss = loss + aux_loss
+        if loss is not None and aux_loss is not None:
+            loss = loss + aux_loss
         return CausalLMOutput(loss=loss, logits=logits, past_key_values=past_key_values, aux_loss=aux_loss,
                               hidden_states=hidden_states)
 
@@ -242,3 +249,19 @@ def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     shifted_labels = labels[:, 1:].reshape(-1).to(logits.device)
     # the registry's reference upcasts to float32 and calls F.cross_entropy, as this function used to
     return kernels.cross_entropy(shifted_logits, shifted_labels, ignore_index=IGNORE_INDEX)
+
+
+def fused_causal_lm_loss(hidden: torch.Tensor, lm_head: nn.Linear, labels: torch.Tensor) -> torch.Tensor:
+    """causal_lm_loss(lm_head(hidden), labels) without the logits: hidden (B, T, H) -> mean loss (float32).
+
+    The labels are shifted instead of the hidden states (position t predicts labels[t + 1]; the last position
+    gets IGNORE_INDEX), so `hidden` is passed whole and contiguous: the same tokens, the same mean."""
+    labels = labels.to(hidden.device)
+    targets = torch.cat([labels[:, 1:], labels.new_full((labels.shape[0], 1), IGNORE_INDEX)], dim=1)  # (B, T)
+    weight, bias = lm_head.weight, lm_head.bias
+    device_type = hidden.device.type
+    if torch.is_autocast_enabled(device_type):  # what autocast would give lm_head: both operands in its dtype
+        dtype = torch.get_autocast_dtype(device_type)
+        hidden, weight = hidden.to(dtype), weight.to(dtype)
+        bias = bias.to(dtype) if bias is not None else None
+    return kernels.fused_linear_cross_entropy(hidden, weight, targets, bias, ignore_index=IGNORE_INDEX)
