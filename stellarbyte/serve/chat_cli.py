@@ -259,6 +259,8 @@ def add_parser(subparsers: Any, verb: str) -> None:
     p.add_argument("--num-blocks", type=int, default=None,
                    help="KV pool size in blocks (default: four context windows, so earlier turns stay cached)")
     p.add_argument("--block-size", type=int, default=16, help="tokens per KV block (default 16)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's choice; 1 is much faster on a busy machine)")
     p.set_defaults(func=run)
 
 
@@ -278,6 +280,10 @@ def build_llm(args: argparse.Namespace) -> LLM:
         raise FileNotFoundError(f"no tokenizer.json in {tok_dir}; pass --tokenizer DIR")
     if args.block_size < 1 or (args.num_blocks is not None and args.num_blocks < 1):
         raise ValueError("--block-size and --num-blocks must be >= 1")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads {args.threads} must be >= 1")
+        torch.set_num_threads(args.threads)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = ByteModel.from_pretrained(model_dir).eval()
     model = model.to(device=device, dtype=getattr(torch, args.dtype) if args.dtype else None)

@@ -235,3 +235,5 @@ def test_cli_in_process_flags_and_errors(model_dir, monkeypatch, capsys):
     assert "no tokenizer.json" in err and "--tokenizer DIR" in err
     assert main(["chat", str(model_dir), "--temperature", "-1"]) == 2
     assert "temperature" in capsys.readouterr().err
+    assert main(["chat", str(model_dir), "--threads", "0"]) == 2
+    assert "--threads 0 must be >= 1" in capsys.readouterr().err
