@@ -110,6 +110,27 @@ def test_chat_stream_equals_text_equals_greedy(server):
     assert usage.usage.completion_tokens == len(ref) and usage.usage.prompt_tokens == len(ids)
 
 
+def test_raw_sse_wire_format(server):
+    proc, _, _, _ = server
+    body = json.dumps({"model": NAME, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4,
+                       "stream": True, "stream_options": {"include_usage": True}}).encode()
+    req = urllib.request.Request(proc.base_url + "/v1/chat/completions", data=body, method="POST",
+                                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert r.headers["Content-Type"].startswith("text/event-stream") and r.headers["X-Request-Id"]
+        raw = r.read().decode()
+    assert raw.endswith("data: [DONE]\n\n")
+    events = raw.split("\n\n")[:-1]
+    assert all(e.startswith("data: ") and "\n" not in e for e in events)
+    chunks = [json.loads(e[len("data: "):]) for e in events[:-1]]
+    assert {c["id"] for c in chunks} == {r.headers["X-Request-Id"]}
+    assert all(c["object"] == "chat.completion.chunk" and c["model"] == NAME for c in chunks)
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert chunks[-2]["choices"][0]["finish_reason"] in ("stop", "length")
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] <= 4
+    assert all(c["usage"] is None for c in chunks[:-1])
+
+
 def test_64_concurrent_clients_each_get_their_answer(server):
     proc, client, model, tok = server
     prompts = [" ".join(WORDS[(i * 5 + j * 3) % len(WORDS)] for j in range(2 + i % 7)) for i in range(64)]
