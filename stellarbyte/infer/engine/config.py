@@ -76,12 +76,16 @@ def kv_budget_from_utilization(free_bytes: int, total_bytes: int, utilization: f
     return budget
 
 
-def resolve_attention_backend(requested: str, device: torch.device, unsupported_reason: str | None) -> str:
-    """"auto" -> "triton" on CUDA (triton importable, model suited to the flat path), else "torch"."""
+def resolve_attention_backend(requested: str, device: torch.device, dtype: torch.dtype,
+                              unsupported_reason: str | None) -> str:
+    """"auto" -> "triton" on CUDA (triton importable, a float16/bfloat16/float32 model suited to the flat path),
+    else "torch"."""
     if requested != "auto":
         return requested
     if device.type != "cuda" or unsupported_reason is not None:
         return "torch"
+    if dtype not in (torch.float16, torch.bfloat16, torch.float32):
+        return "torch"  # e.g. float64 exactness runs: the Triton kernel has no float64 path
     try:
         import triton  # noqa: F401
     except ImportError:

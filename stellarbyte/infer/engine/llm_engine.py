@@ -62,7 +62,7 @@ class LLMEngine:
                                      mc.num_key_value_heads, mc.head_dim, model.dtype, model.device)
         self.block_manager = BlockManager(num_blocks, self.config.block_size, self.config.enable_prefix_caching)
         self.scheduler = Scheduler(self.block_manager, self.config.max_num_seqs, self.config.max_num_batched_tokens)
-        self.attention_backend = resolve_attention_backend(cfg.attention_backend, model.device,
+        self.attention_backend = resolve_attention_backend(cfg.attention_backend, model.device, model.dtype,
                                                            flat_path_unsupported(mc))
         if self.attention_backend == "torch":
             self.runner = ModelRunner(model, self.kv_cache)
@@ -154,7 +154,8 @@ class LLMEngine:
         touched = []
         if done_rows:
             seqs = [batch.seqs[r] for r in done_rows]
-            tokens, logprobs = sample(logits[done_rows], seqs)
+            rows = logits if len(done_rows) == len(batch.seqs) else logits[done_rows]  # decode: no gather
+            tokens, logprobs = sample(rows, seqs)
             for seq, token, lp in zip(seqs, tokens, logprobs):
                 seq.append_token(token)
                 if lp is not None:

@@ -99,8 +99,8 @@ def sample(logits: torch.Tensor, seqs: list[Sequence]) -> tuple[list[int], list[
             processed = logits.clone()
             for i in penalised:
                 processed[i] = penalize(logits[i], seqs[i])
-        chosen = processed.argmax(-1)
         sampled = [i for i, seq in enumerate(seqs) if not seq.params.greedy]
+        chosen = None if len(sampled) == len(seqs) else processed.argmax(-1)  # the greedy rows' tokens
         if sampled:
             dev = logits.device
             every = len(sampled) == len(seqs)
@@ -112,15 +112,18 @@ def sample(logits: torch.Tensor, seqs: list[Sequence]) -> tuple[list[int], list[
                 scaled = filter_rows(scaled, torch.tensor([p.top_k for p in ps], device=dev),
                                      torch.tensor([p.top_p for p in ps], dtype=processed.dtype, device=dev),
                                      torch.tensor([p.min_p for p in ps], dtype=processed.dtype, device=dev))
-            probs = scaled.softmax(-1)  # (R, V)
             seeded = [j for j, i in enumerate(sampled) if seqs[i].generator is not None]
-            if not seeded:
-                draws = torch.multinomial(probs, 1).squeeze(-1)
+            if not seeded:  # Gumbel-max: argmax(l / T - log E), E ~ Exp(1), is a draw from softmax(l / T)
+                noise = torch.empty_like(scaled).exponential_().log_()
+                draws = (scaled - noise).argmax(-1)
                 if every:
                     chosen = draws
                 else:
                     chosen[rows] = draws
             else:
+                if chosen is None:
+                    chosen = torch.empty(len(seqs), dtype=torch.long, device=dev)
+                probs = scaled.softmax(-1)  # (R, V)
                 free = [j for j in range(len(sampled)) if seqs[sampled[j]].generator is None]
                 if free:
                     idx = torch.tensor(free, device=dev)

@@ -161,12 +161,19 @@ def default_num_splits(num_tokens: int, num_kv_heads: int, max_query_len: int, d
     return int(min(16, max(1, triton.next_power_of_2(-(-2 * sms // programs)) // 2)))
 
 
+# Tiles on CUDA (rows = target BLOCK_M; block_n keys per iteration), picked by a sweep on an H100 (docs/engine.md):
+DECODE_TILE = dict(rows=16, block_n=64, num_warps=4, num_stages=3)
+PREFILL_TILE = dict(rows=64, block_n=32, num_warps=4, num_stages=3)
+INTERPRETER_TILE = dict(rows=16, block_n=16, num_warps=4, num_stages=2)
+
+
 def paged_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, cu_seqlens_q: torch.Tensor,
                     seq_lens: torch.Tensor, block_tables: torch.Tensor, scale: float,
                     sliding_window: int | None = None, max_query_len: int | None = None,
-                    num_splits: int = 1, out: torch.Tensor | None = None) -> torch.Tensor:
+                    num_splits: int = 1, out: torch.Tensor | None = None, tile: dict | None = None) -> torch.Tensor:
     """Same contract as the torch reference. max_query_len (a host int, e.g. 1 for decode) picks the query tile
-    without reading the device; num_splits > 1 (a power of two) turns on split-KV. No host reads: graph-safe."""
+    without reading the device; num_splits > 1 (a power of two) turns on split-KV; tile overrides the tile table
+    (for sweeps). No host reads: graph-safe."""
     check_paged_args(q, k_cache, v_cache, cu_seqlens_q, seq_lens, block_tables)
     check_device(_paged_attention_kernel, q, k_cache)
     if q.dtype not in (torch.float16, torch.bfloat16, torch.float32):
@@ -185,11 +192,11 @@ def paged_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tenso
         return out.zero_()
     interpreted = is_interpreted(_paged_attention_kernel)
     max_q = n if max_query_len is None else max(1, max_query_len)
-    target_rows = 16 if max_q == 1 else (16 if interpreted else 64)
-    block_q = max(1, min(target_rows // groups, triton.next_power_of_2(max_q)))
+    cfg = tile or (INTERPRETER_TILE if interpreted else DECODE_TILE if max_q == 1 else PREFILL_TILE)
+    block_q = max(1, min(cfg["rows"] // groups, triton.next_power_of_2(max_q)))
     block_m = max(16, triton.next_power_of_2(block_q * groups))
     block_d = max(16, triton.next_power_of_2(d))
-    block_n = 16 if interpreted else (64 if max_q == 1 else 32)
+    block_n = cfg["block_n"]
     if num_splits > 1:
         part_acc = torch.empty((n, hq, num_splits, block_d), dtype=torch.float32, device=q.device)
         part_ml = torch.empty((n, hq, num_splits, 2), dtype=torch.float32, device=q.device)
@@ -203,7 +210,8 @@ def paged_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tenso
         v_cache.stride(0), v_cache.stride(1), v_cache.stride(2), out.stride(0), out.stride(1), block_tables.stride(0),
         G=groups, D=d, BLOCK_D=block_d, BLOCK_Q=block_q, BLOCK_M=block_m, BLOCK_N=block_n, PAGE=page,
         NUM_SPLITS=num_splits, WINDOW=sliding_window is not None, UPCAST=interpreted,
-        PRECISION="ieee" if q.dtype == torch.float32 else "tf32", num_warps=4, num_stages=2 if interpreted else 3)
+        PRECISION="ieee" if q.dtype == torch.float32 else "tf32", num_warps=cfg["num_warps"],
+        num_stages=cfg["num_stages"])
     if num_splits > 1:
         _combine_splits_kernel[(n, hq)](part_acc, part_ml, out, out.stride(0), out.stride(1), hq,
                                         D=d, BLOCK_D=block_d, NUM_SPLITS=num_splits, num_warps=4)

@@ -1,0 +1,33 @@
+"""The sampler's batched paths: unseeded rows draw by Gumbel-max (argmax of l / T - log E, E ~ Exp(1)), which must
+follow softmax(l / T); greedy rows beside sampled ones keep their argmax; penalties apply to their rows only."""
+
+import torch
+
+from stellarbyte.infer.engine import SamplingParams
+from stellarbyte.infer.engine.sampler import sample
+from stellarbyte.infer.engine.sequence import Sequence
+
+
+def test_unseeded_draws_follow_softmax_with_temperature():
+    torch.manual_seed(0)
+    row = torch.tensor([1.0, 0.0, -1.0, 2.0, -30.0])
+    n = 20000
+    seqs = [Sequence("r", [1], SamplingParams(temperature=0.7, max_tokens=4)) for _ in range(n)]
+    tokens, _ = sample(row.expand(n, 5).clone(), seqs)
+    freq = torch.bincount(torch.tensor(tokens), minlength=5).float() / n
+    expected = torch.softmax(row / 0.7, -1)
+    assert torch.allclose(freq, expected, atol=0.012), (freq, expected)
+
+
+def test_mixed_greedy_sampled_and_penalised_rows():
+    torch.manual_seed(1)
+    logits = torch.tensor([[0.0, 5.0, 1.0], [3.0, 0.0, 0.0], [0.0, 2.0, 1.9], [0.0, 0.0, 50.0]])
+    greedy = SamplingParams(temperature=0, max_tokens=4)
+    penalised = SamplingParams(temperature=0, max_tokens=4, repetition_penalty=100.0)
+    seqs = [Sequence("a", [1], greedy), Sequence("b", [2], SamplingParams(temperature=1e-3, max_tokens=4)),
+            Sequence("c", [1], penalised), Sequence("d", [1], SamplingParams(temperature=1.0, max_tokens=4))]
+    tokens, _ = sample(logits, seqs)
+    assert tokens[0] == 1  # greedy
+    assert tokens[1] == 0  # near-zero temperature: the argmax
+    assert tokens[2] == 2  # token 1 was seen in the prompt and is penalised below token 2
+    assert tokens[3] == 2  # a 50-logit gap: the sampled row cannot miss it
