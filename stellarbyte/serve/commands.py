@@ -81,7 +81,8 @@ def add_parser(subparsers: Any, verb: str) -> None:
     p.add_argument("--no-cuda-graphs", action="store_true", help="do not capture decode steps in CUDA graphs")
     p.add_argument("--max-n", type=int, default=16, help="largest n (completions per prompt) a request may ask")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
+                   help="uvicorn log level (info logs one line per request)")
     p.set_defaults(func=run)
 
 
