@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -142,8 +143,10 @@ def load(trainer, path: Path) -> None:
     from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
     model_sd, optim_sd = get_state_dict(trainer.model, trainer.optimizer)  # the current layout to load into
-    dcp_load({"model": model_sd, "optimizer": optim_sd}, checkpoint_id=str(Path(path) / DCP_DIR),
-             no_dist=not dist.is_initialized())  # one process without a group: read every shard itself
+    with warnings.catch_warnings():  # DCP warns that it "assumes" one process: here that is the intent
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+        dcp_load({"model": model_sd, "optimizer": optim_sd}, checkpoint_id=str(Path(path) / DCP_DIR),
+                 no_dist=not dist.is_initialized())  # one process without a group: read every shard itself
     set_state_dict(trainer.model, trainer.optimizer, model_state_dict=model_sd, optim_state_dict=optim_sd)
     state = torch.load(Path(path) / TRAIN_STATE_FILE, map_location="cpu", weights_only=True)
     load_progress(trainer, state, state.get("data"), state["rng"], state["world"]["world_size"])

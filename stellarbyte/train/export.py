@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,9 @@ def load_checkpoint_model(source: str | os.PathLike):
         from torch.distributed.checkpoint import load as dcp_load
 
         state = model.state_dict()  # the one-process layout DCP reads the shards into
-        dcp_load({"model": state}, checkpoint_id=str(ckpt / DCP_DIR), no_dist=True)  # this process reads all shards
+        with warnings.catch_warnings():  # DCP warns that it "assumes" one process: here that is the intent
+            warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+            dcp_load({"model": state}, checkpoint_id=str(ckpt / DCP_DIR), no_dist=True)  # this process reads all shards
     else:
         state = torch.load(ckpt / STATE_FILE, map_location="cpu", weights_only=True)["model"]
     model.load_state_dict(state)
