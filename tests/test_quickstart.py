@@ -18,7 +18,9 @@ from stellarbyte.quickstart import FAST, run_quickstart
 
 SUMMARY_KEYS = {"out_dir", "size", "seed", "fast", "vocab_size", "parameters", "model_dir", "pretrain_steps",
                 "sft_steps", "pretrain_tokens", "packed_train_tokens", "val_ppl_pretrain", "val_ppl", "accuracy",
-                "overall_accuracy", "kinds_above_chance", "samples", "times_s", "wall_s"}
+                "overall_accuracy", "overall_chance", "heldout_questions", "kinds_above_chance", "samples", "times_s",
+                "wall_s", "best_pretrain_step", "best_pretrain_val_loss", "pretrain_model_dir", "best_sft_step",
+                "best_sft_val_loss", "sft_model_dir"}
 
 
 @pytest.fixture(scope="module")
@@ -58,18 +60,39 @@ def test_summary_values(fast_run):
         assert r["chance"] == pytest.approx(sum(x["task"]["chance"] for x in scored) / r["n"])
         assert 0.0 < r["chance"] < 1.0
     assert set(s["kinds_above_chance"]) == {k for k, r in s["accuracy"].items() if r["accuracy"] > r["chance"]}
+    # overall figures: every scored item counts once (not a mean of the kinds' means)
+    n = sum(r["n"] for r in s["accuracy"].values())
+    assert s["heldout_questions"] == n
+    assert s["overall_accuracy"] == pytest.approx(sum(r["correct"] for r in s["accuracy"].values()) / n)
+    assert s["overall_chance"] == pytest.approx(sum(r["chance"] * r["n"] for r in s["accuracy"].values()) / n)
     assert s["samples"] and all({"question", "reply", "expected", "correct"} <= set(x) for x in s["samples"])
     # the trainer config recorded the tokenizer's vocabulary as the model's
     config = json.loads((fast_run / "model" / "config.json").read_text())
     assert config["vocab_size"] == s["vocab_size"]
 
 
+def test_best_checkpoints_are_chosen_by_validation_loss(fast_run):
+    """Each stage's chosen model is its checkpoint with the lowest validation loss (meta.json of every checkpoint
+    the trainer evaluated, read back from metrics.jsonl)."""
+    s = json.loads((fast_run / "summary.json").read_text())
+    for stage in ("pretrain", "sft"):
+        evals = [json.loads(line) for line in (fast_run / stage / "metrics.jsonl").open()]
+        val = {r["step"]: r["val_loss"] for r in evals if "val_loss" in r}
+        assert len(val) > 1, stage  # several evaluations, each with a checkpoint
+        best = min(val, key=lambda k: (val[k], k))
+        assert s[f"best_{stage}_step"] == best and s[f"best_{stage}_val_loss"] == pytest.approx(val[best])
+        last = max(val)
+        expected_dir = fast_run / stage / ("model" if best == last else "best_model")
+        assert s[f"{stage}_model_dir"] == str(expected_dir)
+
+
 def test_model_loads_and_matches_sft_weights(fast_run):
     from stellarbyte import ByteModel
     from stellarbyte.tokenizer import ByteTokenizer
 
+    s = json.loads((fast_run / "summary.json").read_text())
     model = ByteModel.from_pretrained(fast_run / "model").eval()
-    sft = ByteModel.from_pretrained(fast_run / "sft" / "model").eval()
+    sft = ByteModel.from_pretrained(s["sft_model_dir"]).eval()
     tok = ByteTokenizer.from_pretrained(fast_run / "model")
     ids = torch.tensor([tok.encode("Where does Mia Stone live?", add_special_tokens=True)])
     with torch.no_grad():
