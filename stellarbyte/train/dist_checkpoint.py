@@ -41,7 +41,7 @@ import torch
 import torch.distributed as dist
 
 from stellarbyte.train.checkpoint import DCP_DIR, TRAIN_STATE_FILE, rng_state
-from stellarbyte.train.distributed import barrier
+from stellarbyte.train.distributed import any_rank
 
 
 def _gather(obj: Any, env) -> list[Any]:
@@ -63,42 +63,50 @@ def save(trainer) -> Path:
     data = trainer.train_data.state_dict() if hasattr(trainer.train_data, "state_dict") else None
     gathered = _gather({"dp_rank": env.dp_rank, "tp_rank": env.tp_rank, "data": data, "rng": rng_state()}, env)
     tmp = mgr.dir / f".tmp-{mgr.name(step)}-dist"
-    failed = False
-    if env.is_main:
-        try:
-            tmp = mgr.staging_dir(step, "dist")
-        except OSError:
-            failed = True
-    barrier(env)
-    try:
-        if failed:
-            raise OSError("could not create the staging directory")
-        dcp_save({"model": model_sd, "optimizer": optim_sd}, checkpoint_id=str(tmp / DCP_DIR))
+    name = mgr.name(step)
+
+    def main_only(action) -> Any:
+        """Run `action` on rank 0; every rank learns whether it failed (an all-reduce, so no rank waits forever
+        at a barrier that rank 0, having raised, never reaches)."""
+        result, error = None, None
         if env.is_main:
-            by_dp = {g["dp_rank"]: g["data"] for g in gathered if g["tp_rank"] == 0}
-            state = {**trainer.progress_state(), "step": step,
-                     "world": {"world_size": env.world_size, "dp_size": env.dp_size, "tp_size": env.tp_size,
-                               "parallel": env.parallel},
-                     "data": [by_dp[r] for r in range(env.dp_size)] if data is not None else None,
-                     "rng": [g["rng"] for g in gathered]}
-            with open(tmp / TRAIN_STATE_FILE, "wb") as f:
-                torch.save(state, f)
-                f.flush()
-                os.fsync(f.fileno())
-            mgr.write_meta(tmp, step, trainer.last_val, trainer.cfg.to_dict(), trainer.model_config_dict())
-    except BaseException as err:
+            try:
+                result = action()
+            except Exception as err:  # OSError, or torch.save's zip writer failing on a full disk (RuntimeError)
+                error = err
+        if any_rank(error is not None, env):
+            if env.is_main:
+                shutil.rmtree(tmp, ignore_errors=True)
+            raise OSError(f"could not write checkpoint {name} under {mgr.dir} ({error or 'failed on rank 0'}); the "
+                          f"previous checkpoint is intact; free disk space or choose another --run-dir") from error
+        return result
+
+    tmp = main_only(lambda: mgr.staging_dir(step, "dist")) or tmp
+    try:
+        # collective: DCP gathers every rank's write result and raises the same CheckpointException everywhere
+        dcp_save({"model": model_sd, "optimizer": optim_sd}, checkpoint_id=str(tmp / DCP_DIR))
+    except Exception as err:
         if env.is_main:
             shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(err, OSError) or type(err).__name__ == "CheckpointException":
-            raise OSError(f"could not write checkpoint {mgr.name(step)} under {mgr.dir} ({err}); the previous "
-                          f"checkpoint is intact; free disk space or choose another --run-dir") from err
-        raise
-    barrier(env)
-    final = mgr.dir / mgr.name(step)
-    if env.is_main:
-        final = mgr.commit(tmp, step, trainer.last_val)
-    barrier(env)
-    return final
+        raise OSError(f"could not write checkpoint {name} under {mgr.dir} ({err}); the previous checkpoint is "
+                      f"intact; free disk space or choose another --run-dir") from err
+
+    def write_train_state() -> None:
+        by_dp = {g["dp_rank"]: g["data"] for g in gathered if g["tp_rank"] == 0}
+        state = {**trainer.progress_state(), "step": step,
+                 "world": {"world_size": env.world_size, "dp_size": env.dp_size, "tp_size": env.tp_size,
+                           "parallel": env.parallel},
+                 "data": [by_dp[r] for r in range(env.dp_size)] if data is not None else None,
+                 "rng": [g["rng"] for g in gathered]}
+        with open(tmp / TRAIN_STATE_FILE, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        mgr.write_meta(tmp, step, trainer.last_val, trainer.cfg.to_dict(), trainer.model_config_dict())
+
+    main_only(write_train_state)
+    final = main_only(lambda: mgr.commit(tmp, step, trainer.last_val))  # the rename, then `latest`
+    return final if final is not None else mgr.dir / name
 
 
 def translate_data_state(saved: list[dict], current: dict, dp_rank: int) -> dict:

@@ -1,12 +1,12 @@
 """Distributed training from outside the model: process group, device mesh, and DDP / FSDP2 / tensor parallel.
 
-The model code stays single-device (DESIGN.md); this module wraps or reshapes a built ByteModel in one fixed order,
-as torchtitan does:
+The model code stays single-device (DESIGN.md); this module wraps or reshapes a built ByteModel in one fixed order
+(torchtitan's, except that compile wraps the finished module instead of each block):
 
     1. tensor parallel   DTensor `parallelize_module` on each block's projections (tensor_parallel.py), "tp" mesh dim
     2. activation ckpt   the model's own flag (set by the trainer before this is called)
-    3. compile           torch.compile around the result (trainer)
-    4. data parallel     FSDP2 `fully_shard` per block, then the root, on the "dp" mesh dim; or DDP
+    3. data parallel     FSDP2 `fully_shard` per block, then the root, on the "dp" mesh dim; or DDP
+    4. compile           torch.compile around the result (trainer, cfg.compile)
 
 Launch: `torchrun --nproc_per_node N -m stellarbyte.cli pretrain ... --parallel fsdp [--tensor-parallel T]`.
 torchrun sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT; the backend is nccl on CUDA (one GPU per process,
@@ -135,7 +135,7 @@ def destroy_distributed() -> None:
 
 
 def parallelize(model: nn.Module, env: DistEnv, precision: str) -> nn.Module:
-    """Apply TP, then FSDP2 or DDP (see the module docstring); returns the module to run forward on.
+    """Apply TP, then FSDP2 or DDP (steps 1 and 3 of the module docstring); returns the module to run forward on.
 
     model must already sit on env.device. FSDP2 and TP change `model` in place (its parameters become DTensors);
     DDP returns a wrapper whose .module is `model`. precision "bf16" gives FSDP2 a MixedPrecisionPolicy

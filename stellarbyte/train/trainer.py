@@ -119,7 +119,7 @@ class Trainer:
         self.model = model.to(self.device)  # the plain module (FSDP/TP reshape it in place; DDP wraps it)
         if cfg.gradient_checkpointing:
             model.gradient_checkpointing_enable()
-        # fixed order (distributed.py): TP -> activation checkpointing -> compile -> FSDP / DDP
+        # fixed order (distributed.py): TP -> activation checkpointing -> FSDP / DDP -> compile
         self.wrapped = parallelize(model, self.dist, self.precision)
         # the compiled wrapper runs forward; checkpoints always hold the plain module's state_dict
         self.forward_model = torch.compile(self.wrapped) if cfg.compile else self.wrapped

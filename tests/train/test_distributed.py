@@ -34,8 +34,9 @@ BASE = dict(seq_len=16, batch_size=4, grad_accum=1, max_steps=6, warmup_steps=2,
             weight_decay=0.1, loggers=[])
 
 
-def launch(tmp: Path, name: str, data: str, nproc: int = 2, timeout: int = 240, **spec) -> list[dict]:
-    """torchrun the worker on `nproc` gloo processes; returns each rank's record."""
+def launch(tmp: Path, name: str, data: str, nproc: int = 2, timeout: int = 240, expect_failure: bool = False,
+           **spec) -> list[dict] | subprocess.CompletedProcess:
+    """torchrun the worker on `nproc` gloo processes; returns each rank's record (or the failed process)."""
     run_dir = tmp / name
     spec = {"data": data, "out": str(run_dir / "out"), **spec}
     spec["cfg"] = {**BASE, "run_dir": str(run_dir), **spec.get("cfg", {})}
@@ -46,6 +47,9 @@ def launch(tmp: Path, name: str, data: str, nproc: int = 2, timeout: int = 240, 
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
                            str(HERE / "test_distributed_worker.py"), str(path)], env=env, capture_output=True,
                           text=True, timeout=timeout)
+    if expect_failure:
+        assert proc.returncode != 0
+        return proc
     assert proc.returncode == 0, proc.stderr[-4000:]
     return [json.loads((run_dir / "out" / f"rank{r}.json").read_text()) for r in range(nproc)]
 
@@ -200,3 +204,16 @@ def test_torchrun_pretrain_cli_with_fsdp_bf16(tmp, data):
     assert (CheckpointManager(run_dir).latest() / "dcp" / ".metadata").is_file()
     model = ByteModel.from_pretrained(run_dir / "model")  # gathered full weights, float32 masters
     assert model.lm_head.weight.dtype == torch.float32 and model.config.vocab_size == 128
+
+
+@pytest.mark.slow
+def test_a_failed_distributed_save_stops_every_rank_and_keeps_the_last_checkpoint(tmp, data):
+    """Rank 0 cannot finish step 6's checkpoint (disk full): both ranks raise (none hangs at a barrier), the staging
+    directory is removed and `latest` still names the intact step 3 checkpoint, which resumes."""
+    proc = launch(tmp, "disk_full", data, timeout=120, expect_failure=True, cfg={"parallel": "fsdp", "batch_size": 2},
+                  disk_full_at=6)
+    assert "could not write checkpoint step_00000006" in proc.stderr and "previous checkpoint is intact" in proc.stderr
+    ckpts = tmp / "disk_full" / "checkpoints"
+    assert CheckpointManager(tmp / "disk_full").latest().name == "step_00000003"
+    assert not [p for p in ckpts.iterdir() if p.name.startswith(".tmp-")]
+    assert not (ckpts / "step_00000006").exists()

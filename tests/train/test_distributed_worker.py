@@ -4,7 +4,8 @@
 
 SPEC: {"cfg": TrainConfig fields, "model": tiny_config overrides, "model_seed": int, "data": packed dataset dir,
        "resume": null | "latest" | a checkpoint directory, "save_model": bool, "out": directory,
-       "kill_rank_at": [rank, step] (that rank alone sends itself SIGTERM after that step)}
+       "kill_rank_at": [rank, step] (that rank alone sends itself SIGTERM after that step),
+       "disk_full_at": step (rank 0's meta.json write of that step's checkpoint raises ENOSPC)}
 Each rank writes OUT/rank<r>.json: {"losses", "val", "step", "status", "inputs" (the input ids it trained on,
 one list of rows per step), "dp_rank", "tp_rank"}. Also importable: `run(spec)` runs the same thing in-process
 (the single-process reference).
@@ -64,6 +65,17 @@ def run(spec: dict) -> tuple[Trainer, dict]:
             if trainer.dist.rank == rank and trainer.step == step:
                 os.kill(os.getpid(), signal.SIGTERM)
 
+    if spec.get("disk_full_at"):
+        from stellarbyte.train.checkpoint import CheckpointManager
+
+        real, when = CheckpointManager.write_meta, spec["disk_full_at"]
+
+        def write_meta(directory, step, *args, **kwargs):
+            if step == when:
+                raise OSError(28, "No space left on device")
+            return real(directory, step, *args, **kwargs)
+
+        CheckpointManager.write_meta = staticmethod(write_meta)
     trainer = Trainer(model, cfg, data, val, on_step=on_step)
     resume = spec.get("resume")
     if resume not in (None, "latest"):
