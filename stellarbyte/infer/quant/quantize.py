@@ -117,7 +117,7 @@ def quantize_model(model: nn.Module, mode: str, group_size: int = 128, symmetric
         raise ValueError(f"group_size={group_size} is not supported; choose one of {GROUP_SIZES}")
     if backend not in INT8_DYNAMIC_BACKENDS:
         raise ValueError(f"unknown int8-dynamic backend {backend!r}; choose one of {INT8_DYNAMIC_BACKENDS}")
-    if any(isinstance(m, QuantizedLinear) for m in model.modules()):
+    if any(isinstance(m, QuantizedLinear) or _is_ao_linear(m) for m in model.modules()):
         raise ValueError("this model is already quantized; load the float checkpoint again to change the mode")
     skip = tuple(skip)
     report = QuantReport(mode, group_size if mode == "int4" else None, model_bytes_before=model_bytes(model))
