@@ -25,7 +25,6 @@ from stellarbyte.tokenizer import train_tokenizer
 
 API_KEY = "web-test-key"
 CONTEXT = 2048
-pytestmark = pytest.mark.slow  # a server process and a browser: ~30 s on 2 shared cores
 
 
 def _browser_paths() -> tuple[str, str]:
@@ -74,7 +73,7 @@ def server(tmp_path_factory):
         model.lm_head.weight[7:] *= 4.0
     model.save_pretrained(out)
     with ServerProcess(out, ["--api-key", API_KEY, "--served-model-name", "tiny-web", "--block-size", "16",
-                             "--num-blocks", "512"]) as proc:
+                             "--num-blocks", "512", "--threads", "1"]) as proc:
         yield proc
 
 
@@ -116,6 +115,13 @@ def send(browser, text: str) -> None:
     browser.find_element("id", "send").click()
 
 
+def test_missing_browser_skips_with_the_install_line(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(pytest.skip.Exception, match="apt-get install -y chromium chromium-driver"):
+        _browser_paths()
+
+
+@pytest.mark.slow  # a server process and a browser: ~30 s on 2 shared cores
 def test_web_chat_streams_keeps_history_and_stops(server, browser):
     browser.get(server.base_url + "/")
     model_name = browser.find_element("id", "model-name")
@@ -129,8 +135,7 @@ def test_web_chat_streams_keeps_history_and_stops(server, browser):
     set_field(browser, "max-tokens", "24")
     set_field(browser, "system", "you are a cat.")
     send(browser, "hello there")
-    wait_for(lambda: status(browser) == "streaming", 20, "the reply to start")
-    wait_for(lambda: status(browser) == "done", 60, "the reply to finish")
+    wait_for(lambda: status(browser) == "done", 60, "the reply to finish")  # (streaming is seen under Stop)
     page = last_reply(browser)
     system = {"role": "system", "content": "you are a cat."}
     history = [system, {"role": "user", "content": "hello there"}]
@@ -173,6 +178,7 @@ def test_web_chat_streams_keeps_history_and_stops(server, browser):
     set_field(browser, "max-tokens", str(CONTEXT - 64))
     send(browser, "hello")
     wait_for(lambda: len(last_reply(browser) or "") >= 20, 60, "the long reply to stream some text")
+    assert status(browser) == "streaming" and browser.find_element("id", "send").get_attribute("disabled")
     browser.find_element("id", "stop").click()
     wait_for(lambda: status(browser) == "stopped", 10, "the page to show the reply stopped")
     stopped_text = last_reply(browser)
