@@ -76,6 +76,10 @@ def add_parser(subparsers: Any, verb: str) -> argparse.ArgumentParser:
                    help=f"pretraining sequences per step (default {DEFAULTS['batch_size']})")
     p.add_argument("--config", default=str(DEFAULT_CONFIG),
                    help="training YAML: model shape and optimizer (default configs/quickstart.yaml)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: every core on an idle machine, 1 when the 1-minute load "
+                        "average is >= 1 at the start, since other jobs stall multi-threaded small ops; "
+                        "OMP_NUM_THREADS, when set, wins over the default)")
     p.add_argument("--fast", action="store_true", help="tiny smoke setting (tiny world, model and step counts)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     p.set_defaults(func=run)
@@ -84,11 +88,30 @@ def add_parser(subparsers: Any, verb: str) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     kwargs: dict[str, Any] = {"fast": args.fast, "config": args.config, "progress": not args.no_progress}
-    for name in ("size", "pretrain_steps", "sft_steps", "vocab_size", "pretrain_lr", "sft_lr", "batch_size"):
+    for name in ("size", "pretrain_steps", "sft_steps", "vocab_size", "pretrain_lr", "sft_lr", "batch_size",
+                 "threads"):
         if getattr(args, name) is not None:
             kwargs[name] = getattr(args, name)
     run_quickstart(args.out, seed=args.seed, **kwargs)
     return 0
+
+
+def choose_threads(requested: int | None = None) -> tuple[int, str]:
+    """(torch threads, why). Measured on this 2-core machine (docs/quickstart.md): alone, 2 threads train the
+    quickstart model at 12.3k tokens/s and 1 thread at 6.4k; beside other jobs (load ~10) the `--fast` run took
+    136 s with 2 threads and 17 s with 1, because every multi-threaded op waits for its slowest thread and a thread
+    sharing its core with another process stalls. The load is read once, before the quickstart's own work adds to it."""
+    if requested is not None:
+        if isinstance(requested, bool) or not isinstance(requested, int) or requested < 1:
+            raise ValueError(f"quickstart: threads must be a positive integer, got {requested!r}")
+        return requested, "--threads"
+    if os.environ.get("OMP_NUM_THREADS"):
+        return torch.get_num_threads(), "OMP_NUM_THREADS"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    load = _load()
+    if cores > 1 and load is not None and load >= 1.0:
+        return 1, f"1-minute load {load:.1f} on {cores} cores: other jobs are running"
+    return cores, f"1-minute load {load if load is not None else 0:.1f}: idle"
 
 
 def _step(n: int, text: str) -> None:
@@ -149,10 +172,12 @@ def run_quickstart(out_dir: str | os.PathLike, size: str | int = DEFAULTS["size"
                    batch_size: int = DEFAULTS["batch_size"], seq_len: int = DEFAULTS["seq_len"],
                    pretrain_lr: float = DEFAULTS["pretrain_lr"], sft_lr: float = DEFAULTS["sft_lr"],
                    sft_batch_size: int = DEFAULTS["sft_batch_size"], evals: int = DEFAULTS["evals"],
-                   eval_per_kind: int | None = None, fast: bool = False, progress: bool = True) -> dict[str, Any]:
+                   eval_per_kind: int | None = None, threads: int | None = None, fast: bool = False,
+                   progress: bool = True) -> dict[str, Any]:
     """Run the whole pipeline into out_dir and return the summary (also written to out_dir/summary.json).
 
     evals: validation passes (each with a checkpoint) per training stage; the best by validation loss is kept.
+    threads: torch CPU threads; None picks them from the load at the start (choose_threads).
     fast=True replaces size, vocab, steps, batch shape, model width/depth and eval_per_kind by the FAST smoke
     setting (a test of the plumbing, not of learning).
     """
@@ -183,6 +208,9 @@ def run_quickstart(out_dir: str | os.PathLike, size: str | int = DEFAULTS["size"
     out.mkdir(parents=True, exist_ok=True)
     for sub in ("pretrain", "sft"):  # quickstart-owned trainer runs: never resume a stale one by accident
         shutil.rmtree(out / sub, ignore_errors=True)
+    n_threads, why = choose_threads(threads)
+    torch.set_num_threads(n_threads)
+    print(f"quickstart: {n_threads} torch thread(s) ({why})")
     times: dict[str, float] = {}
     t_start = time.perf_counter()
 
@@ -293,7 +321,7 @@ def run_quickstart(out_dir: str | os.PathLike, size: str | int = DEFAULTS["size"
         "accuracy": accuracy, "overall_accuracy": report.accuracy, "overall_chance": report.chance,
         "heldout_questions": report.n, "kinds_above_chance": above,
         "samples": samples, "times_s": {k: round(v, 2) for k, v in times.items()}, "wall_s": round(wall, 1),
-        "torch_threads": torch.get_num_threads(), "cpu_load_1m_end": _load(),
+        "torch_threads": n_threads, "threads_reason": why, "cpu_load_1m_end": _load(),
     }
     write_json_atomic(out / "summary.json", summary)
     print("\n" + format_table(report))

@@ -114,3 +114,23 @@ def test_bad_arguments(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(NotADirectoryError, match="is a file"):
         run_quickstart(tmp_path / "file")
+
+
+def test_thread_choice(monkeypatch):
+    """Every core when idle, one thread beside other jobs, an explicit --threads or OMP_NUM_THREADS wins."""
+    import os
+
+    from stellarbyte.quickstart import choose_threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.3, 0.2, 0.1))
+    assert choose_threads() == (2, "1-minute load 0.3: idle")
+    monkeypatch.setattr(os, "getloadavg", lambda: (3.5, 2.0, 1.0))
+    n, why = choose_threads()
+    assert n == 1 and "load 3.5 on 2 cores" in why
+    assert choose_threads(2) == (2, "--threads")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert choose_threads()[1] == "OMP_NUM_THREADS"
+    with pytest.raises(ValueError, match="threads must be a positive integer"):
+        choose_threads(0)
