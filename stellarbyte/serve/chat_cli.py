@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from stellarbyte.infer.engine import LLM, SamplingParams
+from stellarbyte.infer.engine import LLM, LLMEngine, SamplingParams
 from stellarbyte.infer.engine.conversation import fit_conversation
 
 HELP = """commands:
@@ -82,7 +82,7 @@ class ChatSession:
         self.num_turns = 0
 
     @property
-    def engine(self):
+    def engine(self) -> LLMEngine:
         return self.llm.engine
 
     def conversation(self, user_text: str) -> list[dict[str, str]]:
