@@ -27,13 +27,23 @@ API_KEY = "web-test-key"
 CONTEXT = 2048
 
 
+def _missing(reason: str) -> None:
+    """Skip where the browser is absent, but fail in CI (.ci/run installs it and sets the variable)."""
+    if os.environ.get("STELLARBYTE_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"STELLARBYTE_REQUIRE_BROWSER=1 but {reason}")
+    pytest.skip(reason)
+
+
 def _browser_paths() -> tuple[str, str]:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
     driver = shutil.which("chromedriver")
     for path, name in ((chromium, "chromium"), (driver, "chromedriver")):
         if path is None:
-            pytest.skip(f"{name} is not installed (Debian: apt-get install -y chromium chromium-driver)")
-    pytest.importorskip("selenium", reason="selenium is not installed (pip install selenium)")
+            _missing(f"{name} is not installed (Debian: apt-get install -y chromium chromium-driver)")
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        _missing("selenium is not installed (pip install selenium)")
     return chromium, driver
 
 
@@ -117,7 +127,15 @@ def send(browser, text: str) -> None:
 
 def test_missing_browser_skips_with_the_install_line(monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.delenv("STELLARBYTE_REQUIRE_BROWSER", raising=False)
     with pytest.raises(pytest.skip.Exception, match="apt-get install -y chromium chromium-driver"):
+        _browser_paths()
+
+
+def test_missing_browser_fails_where_required(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setenv("STELLARBYTE_REQUIRE_BROWSER", "1")
+    with pytest.raises(pytest.fail.Exception, match="chromium is not installed"):
         _browser_paths()
 
 
