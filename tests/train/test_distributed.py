@@ -217,3 +217,15 @@ def test_a_failed_distributed_save_stops_every_rank_and_keeps_the_last_checkpoin
     assert CheckpointManager(tmp / "disk_full").latest().name == "step_00000003"
     assert not [p for p in ckpts.iterdir() if p.name.startswith(".tmp-")]
     assert not (ckpts / "step_00000006").exists()
+
+
+@pytest.mark.slow
+def test_sft_batches_with_unequal_targets_match_one_process(tmp, data):
+    """Per-rank target counts differ (1 to 15 labelled tokens per row): dividing by the all-reduced global count and
+    scaling by dp gives the one-process update, where a per-rank mean would weight short rows up."""
+    sft = {"sft": True, "cfg": {"eval_every": 0, "save_every": 0, "batch_size": 1}}
+    _, one = run_in_process({**sft, "data": data, "sft_group": 2,
+                             "cfg": {**BASE, **sft["cfg"], "run_dir": str(tmp / "sft_one")}})
+    ranks = launch(tmp, "sft_ddp", data, sft=True, cfg={**sft["cfg"], "parallel": "fsdp"})
+    for rec in ranks:
+        assert_same_losses(losses(rec), losses(one), range(1, 7))
