@@ -34,8 +34,8 @@ def fast_run(tmp_path_factory):
 def test_run_directory_contents(fast_run):
     for rel in ("toyworld/manifest.json", "toyworld/eval/heldout.jsonl", "tokenizer/tokenizer.json",
                 "packed/index.json", "pretrain/config.yaml", "pretrain/model/config.json", "sft/config.yaml",
-                "sft/train.log", "model/config.json", "model/model.safetensors", "model/tokenizer.json",
-                "model/tokenizer_config.json", "summary.json"):
+                "sft/train.log", "model/config.json", "model/model.safetensors", "model/generation_config.json",
+                "model/tokenizer.json", "model/tokenizer_config.json", "summary.json"):
         assert (fast_run / rel).is_file(), rel
     # no temporary folders left behind by the atomic model swap
     assert not [p.name for p in fast_run.iterdir() if p.name.startswith(".")]
@@ -104,6 +104,22 @@ def test_generate_cli_opens_run_model(fast_run, capsys):
     code = cli_main(["generate", str(fast_run / "model"), "--prompt", "Once upon a time", "--max-new-tokens", "4"])
     assert code == 0
     assert "Once upon a time" in capsys.readouterr().out
+
+
+def test_eval_verb_reproduces_the_summary(fast_run, tmp_path, capsys):
+    """One implementation: `stellarbyte eval` on the run directory gives the summary's perplexity and table."""
+    s = json.loads((fast_run / "summary.json").read_text())
+    out = tmp_path / "eval.json"
+    code = cli_main(["eval", str(fast_run / "model"), "--data", str(fast_run / "packed"), "--seq-len",
+                     str(FAST["seq_len"]), "--world", str(fast_run / "toyworld"), "--per-kind",
+                     str(FAST["eval_per_kind"]), "--backend", "generate", "--json", str(out), "--no-progress"])
+    assert code == 0
+    capsys.readouterr()
+    res = json.loads(out.read_text())
+    assert res["perplexity"]["perplexity"] == pytest.approx(s["val_ppl"], rel=1e-6)
+    assert {k: v["correct"] for k, v in res["tasks"]["kinds"].items()} == \
+        {k: v["correct"] for k, v in s["accuracy"].items()}
+    assert res["tasks"]["chance"] == pytest.approx(s["overall_chance"])
 
 
 def test_bad_arguments(tmp_path):
