@@ -17,7 +17,7 @@ if not ON_GPU:
     os.environ["TRITON_INTERPRET"] = "1"
 try:
     importlib.import_module("triton")
-    for _name in ("paged_attention", "kv_write"):
+    for _name in ("paged_attention", "kv_write", "sampling"):
         importlib.import_module(f"stellarbyte.kernels.ops.{_name}")
     HAS_TRITON = True
 except ImportError:

@@ -71,12 +71,12 @@ def test_flat_logits_equal_padded_reference_runner():
     bm, a, b, first = mixed_step()
     ref_runner = ModelRunner(model, caches[0])
     flat = FlatModelRunner(model, caches[1], "flat", max_num_seqs=4, max_num_batched_tokens=32)
-    torch.testing.assert_close(flat.run(first), ref_runner.run(first), rtol=0, atol=1e-6)  # both float32 casts
+    torch.testing.assert_close(flat.run(first).float(), ref_runner.run(first), rtol=0, atol=1e-6)  # both float32 casts
     a.num_computed_tokens, b.num_computed_tokens = 6, 5
     b.append_token(42)
     assert bm.allocate_slots(a, 5) and bm.allocate_slots(b, 1)
     step = ScheduledBatch([a, b], [5, 1])
-    torch.testing.assert_close(flat.run(step), ref_runner.run(step), rtol=0, atol=1e-6)
+    torch.testing.assert_close(flat.run(step).float(), ref_runner.run(step), rtol=0, atol=1e-6)
     # the same K/V landed in the same slots (eager attention takes its softmax in float32, hence 1e-6)
     for layer in range(c.num_hidden_layers):
         torch.testing.assert_close(caches[1].keys[layer], caches[0].keys[layer], rtol=0, atol=1e-6)

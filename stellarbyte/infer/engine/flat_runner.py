@@ -74,7 +74,8 @@ class FlatModelRunner:
 
     @torch.inference_mode()
     def run(self, batch: ScheduledBatch) -> torch.Tensor:
-        """Next-token logits (B, V) in float32 for every scheduled sequence."""
+        """Next-token logits (B, V) in the model's dtype for every scheduled sequence (the sampler upcasts where
+        it needs float32; its fused GPU path reads them as they are)."""
         b = len(batch)
         if self.graphs is not None and max(batch.num_new_tokens) == 1 and b <= self.graphs.max_size:
             size = self.graphs.size_for(b)
@@ -82,4 +83,4 @@ class FlatModelRunner:
             logits = self.graphs.replay(size)
         else:
             logits = self.forward(self.builder.build(batch))
-        return logits[:b].float()
+        return logits[:b]

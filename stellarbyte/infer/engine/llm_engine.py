@@ -74,6 +74,7 @@ class LLMEngine:
         self.eos_token_ids = set() if eos is None else ({eos} if isinstance(eos, int) else set(eos))
         self.requests: dict[str, list[Sequence]] = {}
         self.prompts: dict[str, str | None] = {}
+        self.prompt_ids: dict[str, list[int]] = {}  # shared by every output of a request (no copy per step)
         self._ids = itertools.count()
         self.stats = EngineStats(num_blocks=num_blocks)
 
@@ -122,6 +123,7 @@ class LLMEngine:
             self.scheduler.add(seq)
         self.requests[request_id] = seqs
         self.prompts[request_id] = prompt
+        self.prompt_ids[request_id] = ids
         return request_id
 
     def abort_request(self, request_id: str) -> None:
@@ -129,6 +131,7 @@ class LLMEngine:
             if not seq.is_finished:
                 self.scheduler.finish(seq)
         self.prompts.pop(request_id, None)
+        self.prompt_ids.pop(request_id, None)
 
     def has_unfinished_requests(self) -> bool:
         return self.scheduler.has_unfinished()
@@ -151,7 +154,7 @@ class LLMEngine:
                 done_rows.append(row)
         self.stats.num_steps += 1
         self.stats.num_batched_tokens += batch.num_tokens
-        touched = []
+        touched: dict[str, None] = {}  # request ids in first-touch order (a dict: O(1) membership at batch 256)
         if done_rows:
             seqs = [batch.seqs[r] for r in done_rows]
             rows = logits if len(done_rows) == len(batch.seqs) else logits[done_rows]  # decode: no gather
@@ -163,8 +166,7 @@ class LLMEngine:
                 self._check_stop(seq, token)
                 if seq.finish_reason is not None:
                     self.scheduler.finish(seq)
-                if seq.request_id not in touched:
-                    touched.append(seq.request_id)
+                touched[seq.request_id] = None
             self.stats.num_generated_tokens += len(tokens)
         return [self._output(rid) for rid in touched]
 
@@ -191,14 +193,15 @@ class LLMEngine:
             cumulative = None
             if lps is not None:
                 cumulative = sum(lp[t] for lp, t in zip(lps, seq.output_token_ids))
-            completions.append(CompletionOutput(seq.index, seq.output_text, list(seq.output_token_ids),
+            completions.append(CompletionOutput(seq.index, seq.output_text, seq.token_ids[seq.num_prompt_tokens:],
                                                 seq.finish_reason, seq.stop_reason, lps, cumulative))
         finished = all(s.is_finished for s in seqs)
-        out = RequestOutput(request_id, self.prompts.get(request_id), seqs[0].prompt_token_ids, completions,
+        out = RequestOutput(request_id, self.prompts.get(request_id), self.prompt_ids[request_id], completions,
                             finished, seqs[0].num_cached_tokens)
         if finished:
             del self.requests[request_id]
             self.prompts.pop(request_id, None)
+            self.prompt_ids.pop(request_id, None)
         return out
 
     def get_stats(self) -> EngineStats:

@@ -6,7 +6,9 @@ model's raw logits, i.e. before penalties and temperature).
 Contract: row i is sampled with seqs[i].params and seqs[i].generator only, so a seeded request gives the
 same tokens whatever else shares its batch -- and, for one prompt, the same tokens as
 ByteModel.generate(do_sample=True, seed=s), which uses the same operations on a (1, V) row.
-Shapes: logits (B, V) float32 -> token ids list[int] (B,), logprob dicts {token id: logprob}.
+Shapes: logits (B, V) (any float dtype; float32 math) -> token ids list[int] (B,), logprob dicts {token id: logprob}.
+On CUDA, batches whose rows are all greedy or plain temperature sampling (no seed, filters, penalties or logprobs)
+go through one fused Triton pass (stellarbyte/kernels/ops/sampling.py, Gumbel-max): one device->host copy.
 The filters run on all sampled rows at once (filter_rows: per-row top-k/top-p/min-p, the same operations as
 filter_logits row for row); penalties and seeded draws loop over their rows.
 """
@@ -58,6 +60,14 @@ def _plain_greedy(seq: Sequence) -> bool:
     return p.greedy and p.repetition_penalty == 1.0 and not p.presence_penalty and not p.frequency_penalty
 
 
+def _fused_ok(seq: Sequence) -> bool:
+    """Rows the fused GPU sampler serves: greedy, or temperature-only sampling without a seed; no logprobs."""
+    p = seq.params
+    if p.logprobs is not None or _has_penalty(seq):
+        return False
+    return p.greedy or (seq.generator is None and p.top_k <= 0 and p.top_p >= 1 and p.min_p <= 0)
+
+
 def filter_rows(logits: torch.Tensor, top_k: torch.Tensor, top_p: torch.Tensor, min_p: torch.Tensor) -> torch.Tensor:
     """filter_logits with per-row settings: logits (B, V); top_k (B,) long (0 = off); top_p, min_p (B,) float.
     The same operations as stellarbyte.infer.sampling.filter_logits, row for row."""
@@ -90,6 +100,14 @@ def sample(logits: torch.Tensor, seqs: list[Sequence]) -> tuple[list[int], list[
     own generator) loop in Python. On a GPU the common batches (all greedy, or all unseeded sampling without
     penalties) cost one device->host copy: the sampled ids; which filters run is decided from the params on the
     host, never by reading the device."""
+    if logits.is_cuda and all(_fused_ok(s) for s in seqs):  # GPU: one Triton pass, no float32 copy of the logits
+        from stellarbyte.kernels.ops.sampling import sample_rows
+
+        inv_t = [0.0 if s.params.greedy else 1.0 / s.params.temperature for s in seqs]
+        seed = int(torch.randint(0, 2**31 - 1, ()))  # from torch's CPU generator: torch.manual_seed fixes it
+        ids = sample_rows(logits, torch.tensor(inv_t).to(logits.device, non_blocking=True), seed, any(inv_t))
+        return ids.tolist(), [None] * len(seqs)
+    logits = logits.float()
     if all(_plain_greedy(s) for s in seqs):  # the common batch: one argmax for every row
         tokens = logits.argmax(-1).tolist()
     else:
