@@ -6,6 +6,8 @@ chat requests (distinct prompts) with at most --concurrency in flight, through t
   requests/s        = requests / wall time (first request sent -> last response done)
   output tokens/s   = sum of usage.completion_tokens / wall time
   latency p50/p95   = per request, send -> last chunk;  TTFT = send -> first content chunk
+  client/server CPU = CPU seconds the benchmark client and the server process used during the timed run
+                      (process_time / Linux /proc/PID/stat): where the time goes when client and server share cores
 EOS is ignored by default (vLLM's extra field ignore_eos); chat answers still end at the template's <|im_end|>,
 so use --endpoint completions for answers of exactly --max-tokens tokens (decode-bound figures).
 With MODEL_DIR, the same requests then run through the offline engine (LLM.generate / LLM.chat, no HTTP) in this
@@ -31,6 +33,7 @@ TOPICS = ("cats", "the sea", "a red house", "trains", "the moon", "bread", "rain
 @dataclass(slots=True)
 class ServeBenchResult:
     endpoint: str
+    threads: int
     requests: int
     concurrency: int
     max_tokens: int
@@ -41,6 +44,8 @@ class ServeBenchResult:
     latency_p50_s: float
     latency_p95_s: float
     ttft_mean_s: float
+    client_cpu_s: float
+    server_cpu_s: float  # -1 when unknown (--url on another machine or no /proc)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,6 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--endpoint", choices=["chat", "completions"], default="chat",
                         help="chat (default) or completions (plain text prompts, fixed-length answers)")
     parser.add_argument("--keep-eos", action="store_true", help="stop at EOS (default: ignore it, fixed lengths)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads for the server and the offline run (default: "
+                        "torch's choice; on a shared, loaded CPU 1 thread can be much faster)")
     parser.add_argument("--server-args", default="", help="extra `stellarbyte serve` options, e.g. '--threads 2'")
     parser.add_argument("--csv", help="append the result row to this CSV file")
 
@@ -87,7 +94,16 @@ async def _one(client, model: str, i: int, args: argparse.Namespace) -> tuple[fl
     return end - start, (first or end) - start, tokens
 
 
-async def _drive(base_url: str, args: argparse.Namespace) -> ServeBenchResult:
+def process_cpu_seconds(pid: int | None) -> float:
+    """user + system CPU seconds of a process (Linux /proc); -1 when unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14, 15)
+    except (OSError, ValueError, IndexError, TypeError):
+        return -1.0
+
+
+async def _drive(base_url: str, args: argparse.Namespace, server_pid: int | None = None) -> ServeBenchResult:
     from openai import AsyncOpenAI
 
     client = AsyncOpenAI(base_url=base_url + "/v1", api_key=args.api_key, max_retries=0, timeout=600)
@@ -99,30 +115,36 @@ async def _drive(base_url: str, args: argparse.Namespace) -> ServeBenchResult:
         async with gate:
             return await _one(client, model, i, args)
 
-    start = time.perf_counter()
+    start, cpu, server_cpu = time.perf_counter(), time.process_time(), process_cpu_seconds(server_pid)
     results = await asyncio.gather(*(limited(i) for i in range(args.requests)))
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    server_cpu = process_cpu_seconds(server_pid) - server_cpu if server_cpu >= 0 else -1.0
     await client.close()
     latencies = sorted(r[0] for r in results)
     tokens = sum(r[2] for r in results)
-    return ServeBenchResult(args.endpoint, args.requests, args.concurrency, args.max_tokens, wall,
+    return ServeBenchResult(args.endpoint, args.threads or 0, args.requests, args.concurrency, args.max_tokens, wall,
                             args.requests / wall, tokens, tokens / wall, statistics.median(latencies),
                             latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))],
-                            statistics.fmean(r[1] for r in results))
+                            statistics.fmean(r[1] for r in results), cpu, server_cpu)
 
 
-def offline(args: argparse.Namespace) -> tuple[float, int]:
-    """(wall seconds, output tokens) of the same requests through LLM in process (no HTTP)."""
+def offline(args: argparse.Namespace) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds, output tokens) of the same requests through LLM in process (no HTTP)."""
+    import torch
+
     from stellarbyte.infer.engine import LLM, SamplingParams
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     llm = LLM(args.model_dir, max_num_seqs=max(args.concurrency, 1))
     params = SamplingParams(temperature=0, max_tokens=args.max_tokens, ignore_eos=not args.keep_eos)
     run_once = (lambda n: llm.chat([_messages(i) for i in range(n)], params)) if args.endpoint == "chat" else \
         (lambda n: llm.generate([_prompt(i) for i in range(n)], params))
     run_once(1)  # warm-up
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     outs = run_once(args.requests)
-    return time.perf_counter() - start, sum(len(c.token_ids) for o in outs for c in o.outputs)
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return wall, cpu, sum(len(c.token_ids) for o in outs for c in o.outputs)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -137,12 +159,15 @@ def run(args: argparse.Namespace) -> int:
         from stellarbyte.serve.launch import ServerProcess
 
         extra = ["--api-key", args.api_key, "--max-num-seqs", str(max(args.concurrency, 1)), *args.server_args.split()]
+        if args.threads:
+            extra += ["--threads", str(args.threads)]
         with ServerProcess(args.model_dir, extra) as server:
-            result = asyncio.run(_drive(server.base_url, args))
+            result = asyncio.run(_drive(server.base_url, args, server.proc.pid))
     row = asdict(result)
     if not args.url:
-        wall, tokens = offline(args)
-        row.update(offline_wall_s=wall, offline_output_tokens=tokens, offline_output_tokens_per_s=tokens / wall,
+        wall, cpu, tokens = offline(args)
+        row.update(offline_wall_s=wall, offline_cpu_s=cpu, offline_output_tokens=tokens,
+                   offline_output_tokens_per_s=tokens / wall,
                    server_vs_offline=result.output_tokens_per_s / (tokens / wall))
     width = max(map(len, row))
     print(f"{'metric':<{width}}  value")
