@@ -156,6 +156,14 @@ def test_tensor_parallel_matches_one_process(tmp, data, reference, parallel):
         assert_same_losses(losses(rec), losses(ref), range(1, 7))
         assert rec["inputs"] == ref["inputs"]  # both tp ranks read the whole batch
     assert_same_weights(tmp / name / "model", ref_trainer.model)
+    from stellarbyte.train.export import export
+
+    # the column / row shards of the DCP checkpoint stitch back into the full matrices
+    gathered = ByteModel.from_pretrained(tmp / name / "model").state_dict()
+    exported = ByteModel.from_pretrained(export(tmp / name, tmp / f"{name}_hf")).state_dict()
+    assert gathered.keys() == exported.keys()
+    for key in gathered:
+        assert torch.equal(gathered[key], exported[key]), key
 
 
 @pytest.mark.slow
