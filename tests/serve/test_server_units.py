@@ -2,6 +2,7 @@
 without an API key, the web page mount, and the `serve` command's options and errors."""
 
 import argparse
+import json
 import sys
 
 import pytest
@@ -159,3 +160,36 @@ def test_serve_command_options_and_errors(saved, tmp_path, monkeypatch, capsys):
                    "--device", "--max-num-seqs", "--kv-memory", "--num-blocks", "--quantize",
                    "--attention-backend"):
         assert needle in help_text, needle
+
+
+def test_engine_failure_mid_request_is_reported_and_the_server_recovers(saved):
+    path, model, tok = saved
+    llm = LLM(model, tokenizer=tok, num_blocks=64)
+    engine, real_step = llm.engine, llm.engine.step
+    calls = {"n": 0}
+
+    def flaky_step():
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second step of a request fails (a device error, say)
+            raise RuntimeError("device fell over")
+        return real_step()
+
+    engine.step = flaky_step
+    # Starlette re-raises after a 500 so that servers log it; the test client must not turn that into a failure
+    with TestClient(create_app(llm, "m", static_dir=None), raise_server_exceptions=False) as client:
+        body = {"model": "m", "prompt": "the cat", "max_tokens": 6, "temperature": 0, "stream": True}
+        with client.stream("POST", "/v1/completions", json=body) as r:
+            assert r.status_code == 200  # the stream had started
+            events = [line for line in r.iter_lines() if line]
+        assert events[-1] == "data: [DONE]"
+        error = json.loads(events[-2][len("data: "):])["error"]
+        assert "device fell over" in error["message"] and error["type"] == "internal_error"
+        assert engine.block_manager.num_free_blocks == 64  # the failed request was aborted
+        calls["n"] = 1
+        r = client.post("/v1/completions", json={**body, "stream": False})
+        assert r.status_code == 500 and "device fell over" in r.json()["error"]["message"]
+        r = client.post("/v1/completions", json={**body, "stream": False})  # later requests are served
+        assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] == 6
+        text = client.get("/metrics").text
+        assert "stellarbyte_kv_blocks_total 64" in text and "stellarbyte_kv_blocks_free 64" in text
+        assert "# TYPE stellarbyte_generation_tokens_total counter" in text
