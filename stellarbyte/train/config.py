@@ -140,9 +140,6 @@ class TrainConfig:
         if sharded and self.precision == "fp16":
             raise ValueError("train config: precision fp16 (GradScaler) is not supported with parallel fsdp or "
                              "tensor_parallel > 1; use bf16 (FSDP mixed precision) or fp32")
-        if self.telemetry_every:
-            raise ValueError("train config: telemetry_every is single-process only for now; set it to 0 with "
-                             "parallel / tensor_parallel")
 
     @property
     def distributed(self) -> bool:

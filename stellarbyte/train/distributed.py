@@ -222,7 +222,7 @@ def clip_grad_norm(parameters: Iterable[nn.Parameter], max_norm: float) -> torch
         if p.grad is not None:
             key = p.grad.device_mesh if isinstance(p.grad, DTensor) else None
             groups.setdefault(key, []).append(p)
-    if not groups:
+    if not groups:  # no gradients (every rank has the same parameters, so every rank agrees)
         return torch.zeros(())
     norms = []
     for params in groups.values():

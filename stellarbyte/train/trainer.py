@@ -266,7 +266,7 @@ class Trainer:
         self.scaler.unscale_(self.optimizer)
         extra: dict[str, Any] = {}
         if self.telemetry.recording:  # true gradients: after unscaling, before clipping
-            extra = {"grad_norm_layers": self.telemetry.grad_norms(), "act_rms": dict(self.telemetry.activation_rms)}
+            extra = {"grad_norm_layers": self._group_grad_norms(), "act_rms": dict(self.telemetry.activation_rms)}
             self.telemetry.recording = False
         clip = self.cfg.grad_clip if self.cfg.grad_clip > 0 else float("inf")
         if self.dist.enabled:  # DTensor grads on one or two meshes (FSDP2, TP): distributed.clip_grad_norm
@@ -276,8 +276,8 @@ class Trainer:
             grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip))
         loss_value = float(loss_total)
         finite = math.isfinite(loss_value) and (math.isfinite(grad_norm) or self.scaler.is_enabled())
-        if not finite:  # (per-group norms of sharded DTensor gradients are not computed)
-            extra["bad_groups"] = [] if self.dist.enabled else self.telemetry.non_finite_groups()
+        if not finite:
+            extra["bad_groups"] = [k for k, v in self._group_grad_norms().items() if not math.isfinite(v)]
         if finite:
             self.scaler.step(self.optimizer)  # with fp16 the scaler itself skips steps whose grads overflowed
         self.scaler.update()
@@ -292,6 +292,13 @@ class Trainer:
             self.skipped_total += 1
         return {"loss": loss_value, "grad_norm": grad_norm, "lr": lr, "tokens": n_tokens, "skipped": not finite,
                 **extra}
+
+    def _group_grad_norms(self) -> dict[str, float]:
+        """Per-layer gradient norms (telemetry groups); for sharded DTensor gradients through the mesh-aware
+        norm of distributed.py (a collective: every rank computes them at the same step)."""
+        if not self.dist.enabled:
+            return self.telemetry.grad_norms()
+        return {key: float(clip_grad_norm(params, float("inf"))) for key, params in self.telemetry.groups.items()}
 
     # ---- evaluation ------------------------------------------------------------------------------------
     @torch.no_grad()

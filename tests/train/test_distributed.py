@@ -151,11 +151,20 @@ def test_tensor_parallel_matches_one_process(tmp, data, reference, parallel):
     """tp = 2 on 2 ranks (dp = 1): pure TP, and TP composed with FSDP2 on the (dp, tp) mesh."""
     ref_trainer, ref = reference
     name = f"tp_{parallel}"
-    ranks = launch(tmp, name, data, cfg={"parallel": parallel, "tensor_parallel": 2}, save_model=True)
+    ranks = launch(tmp, name, data, cfg={"parallel": parallel, "tensor_parallel": 2, "telemetry_every": 2},
+                   save_model=True)
     for rec in ranks:
         assert_same_losses(losses(rec), losses(ref), range(1, 7))
         assert rec["inputs"] == ref["inputs"]  # both tp ranks read the whole batch
     assert_same_weights(tmp / name / "model", ref_trainer.model)
+    # per-layer gradient norms of sharded gradients (two meshes under FSDP + TP) recombine to the global norm
+    records = [json.loads(line) for line in (tmp / name / "metrics.jsonl").read_text().splitlines()]
+    telemetry = [r for r in records if "grad_norm_layers" in r]
+    assert [r["step"] for r in telemetry] == [2, 4, 6]
+    for r in telemetry:
+        total = sum(v * v for v in r["grad_norm_layers"].values()) ** 0.5
+        assert total == pytest.approx(r["grad_norm"], rel=1e-5)
+        assert set(r["act_rms"]) == {"layer.0", "layer.1"}
     from stellarbyte.train.export import export
 
     # the column / row shards of the DCP checkpoint stitch back into the full matrices

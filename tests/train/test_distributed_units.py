@@ -70,7 +70,6 @@ def test_sft_position_translates_by_world_size():
      "must divide model.num_key_value_heads"),
     (dict(parallel="fsdp", optimizer="muon"), "optimizer muon needs whole matrices"),
     (dict(parallel="fsdp", precision="fp16"), "fp16 .* not supported"),
-    (dict(parallel="ddp", telemetry_every=5), "telemetry_every is single-process only"),
 ])
 def test_config_rejects_unsupported_layouts(kw, match):
     with pytest.raises(ValueError, match=match):
