@@ -56,6 +56,9 @@ FIELD_HELP = {
     "gradient_checkpointing": "recompute block activations in backward (less memory, ~33% more compute)",
     "empty_cache_every": "gc + CUDA cache release every N steps (0 = never)",
     "peak_flops": "device peak FLOP/s for MFU (0 = look up the GPU)",
+    "parallel": "data parallelism under torchrun: none, ddp or fsdp (FSDP2 per block; bf16 = mixed precision)",
+    "tensor_parallel": "tensor-parallel degree for the attention/MLP projections (divides the world size and the "
+                       "head counts; composes with fsdp)",
     "eval_every": "validate every N steps (0 = never)", "eval_batches": "validation batches per evaluation",
     "save_every": "checkpoint every N steps (0 = only at the end and on SIGINT/SIGTERM)",
     "keep_last": "checkpoints to keep (plus the best by validation loss)",
