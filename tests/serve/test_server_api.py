@@ -30,7 +30,7 @@ def server(tmp_path_factory):
     corpus = out / "corpus.txt"
     corpus.write_text("".join(" ".join(WORDS[(i * 7 + j) % len(WORDS)] for j in range(9)) + ".\n" for i in range(200)))
     tok = train_tokenizer([str(corpus)], 320, out)
-    model = tiny_model(vocab_size=tok.vocab_size, eos_token_id=tok.eos_token_id, max_position_embeddings=256)
+    model = tiny_model(vocab_size=tok.vocab_size, eos_token_id=tok.eos_token_id, max_position_embeddings=512)
     model.save_pretrained(out)
     args = ["--api-key", KEY, "--served-model-name", NAME, "--threads", "1", "--num-blocks", "600", "--max-n", "4"]
     with ServerProcess(out, args) as proc:
@@ -155,13 +155,13 @@ def test_disconnect_mid_stream_frees_kv_blocks(server):
     proc, client, _, _ = server
     before = metrics(proc)
     assert before["kv_blocks_free"] == before["kv_blocks_total"]
-    stream = client.completions.create(model=NAME, prompt="the cat sat on the mat", max_tokens=240, temperature=0,
+    stream = client.completions.create(model=NAME, prompt="the cat sat on the mat", max_tokens=480, temperature=0,
                                        stream=True, extra_body={"ignore_eos": True})
     for i, _ in enumerate(stream):
         if i == 2:
             break
     during = metrics(proc)
-    stream.close()  # the client goes away with 200+ tokens still to generate
+    stream.close()  # the client goes away with 470+ tokens still to generate
     deadline = time.monotonic() + 20
     while True:
         after = metrics(proc)
@@ -171,7 +171,7 @@ def test_disconnect_mid_stream_frees_kv_blocks(server):
     assert during["kv_blocks_used"] > 0 and during["num_requests_running"] == 1
     assert after["kv_blocks_free"] == after["kv_blocks_total"] and after["num_requests_running"] == 0
     assert after["requests_aborted_total"] == before["requests_aborted_total"] + 1
-    assert after["generation_tokens_total"] - before["generation_tokens_total"] < 240  # it really was cut short
+    assert after["generation_tokens_total"] - before["generation_tokens_total"] < 480  # it really was cut short
     assert client.completions.create(model=NAME, prompt="the cat", max_tokens=2).usage.completion_tokens <= 2
 
 
@@ -187,7 +187,7 @@ def wait_until_idle(proc, timeout=20.0):
 def test_disconnect_while_waiting_for_a_non_streamed_answer(server):
     proc, client, _, _ = server
     before = wait_until_idle(proc)
-    body = json.dumps({"model": NAME, "prompt": "the cat", "max_tokens": 250, "temperature": 0,
+    body = json.dumps({"model": NAME, "prompt": "the cat", "max_tokens": 500, "temperature": 0,
                        "ignore_eos": True}).encode()
     head = (f"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {KEY}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
@@ -201,7 +201,7 @@ def test_disconnect_while_waiting_for_a_non_streamed_answer(server):
     assert during["num_requests_running"] == 1 and during["kv_blocks_used"] > 0
     assert after["kv_blocks_free"] == after["kv_blocks_total"] and after["num_requests_running"] == 0
     assert after["requests_aborted_total"] == before["requests_aborted_total"] + 1
-    assert after["generation_tokens_total"] - before["generation_tokens_total"] < 250
+    assert after["generation_tokens_total"] - before["generation_tokens_total"] < 500
 
 
 def test_list_of_prompts_gives_indexed_choices(server):
