@@ -191,7 +191,9 @@ def run(args: argparse.Namespace) -> int:
 
     llm = _engine(model, args, kv_bytes)
     backend = llm.engine.attention_backend
-    llm.generate([[1, 2, 3]], SamplingParams(max_tokens=4, ignore_eos=True))  # warm-up
+    # warm-up: a prefill of two sequences and graph-replayed decodes compile every kernel variant the run uses
+    llm.generate([list(range(1, 40)), list(range(2, 70))], SamplingParams(temperature=args.temperature, max_tokens=4,
+                                                                          ignore_eos=True))
     params = [SamplingParams(temperature=args.temperature, max_tokens=m, ignore_eos=True, seed=None)
               for m in outputs]
     start_steps = llm.engine.get_stats().num_steps

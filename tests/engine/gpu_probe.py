@@ -161,6 +161,67 @@ def part_sampler():
         print(f"sampler 256 rows temperature {temp}: {ms:.3f} ms")
 
 
+def _qwen_model():
+    from stellarbyte import ByteModel
+    from stellarbyte.bench.engine import QWEN3_06B
+    from stellarbyte.config import ByteConfig
+
+    torch.manual_seed(0)
+    with torch.device("cuda"):
+        return ByteModel(ByteConfig(**QWEN3_06B)).to(torch.bfloat16).eval()
+
+
+def part_hostprof():
+    """cProfile of 30 decode steps at batch 256 (host time by function)."""
+    import cProfile
+    import pstats
+
+    from stellarbyte.bench.engine import _requests
+    from stellarbyte.infer.engine import LLM, SamplingParams
+
+    model = _qwen_model()
+    llm = LLM(model, block_size=16, kv_cache_memory_bytes=40 << 30, max_num_seqs=256, max_num_batched_tokens=16384)
+    engine = llm.engine
+    prompts, _ = _requests(256, 100, 1024, model.config.vocab_size, 0)
+    for p in prompts:
+        engine.add_request(p, SamplingParams(temperature=0.6, max_tokens=500, ignore_eos=True))
+    while engine.scheduler.waiting or any(s.num_output_tokens == 0 for s in engine.scheduler.running):
+        engine.step()
+    for _ in range(5):
+        engine.step()
+    torch.cuda.synchronize()
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    prof.enable()
+    for _ in range(30):
+        engine.step()
+    prof.disable()
+    print(f"hostprof: {(time.perf_counter() - t0) / 30 * 1e3:.2f} ms/step at batch {len(engine.scheduler.running)}")
+    pstats.Stats(prof).sort_stats("tottime").print_stats(22)
+    del llm, engine
+
+
+def part_latency():
+    """Batch-1 decode ms/token with the split-KV heuristic vs forced splits (graphs on)."""
+    import stellarbyte.kernels.ops.paged_attention as pa
+    from stellarbyte.bench.engine import _engine_latency
+    from stellarbyte.infer.engine import LLM
+
+    model = _qwen_model()
+    default = pa.default_num_splits
+    for label, fn in (("heuristic", default), ("splits=1", lambda *a: 1), ("splits=4", lambda *a: 4)):
+        pa.default_num_splits = fn
+        llm = LLM(model, block_size=16, kv_cache_memory_bytes=2 << 30, max_num_seqs=4)
+        prompt = list(range(1, 129))
+        ms = _engine_latency(llm, prompt, 128, "cuda")
+        graphs = llm.engine.runner.graphs
+        g, _ = graphs.graphs[1]
+        replay = bench(lambda gr=g: gr.replay())
+        print(f"batch-1 {label}: {ms:.3f} ms/token; graph replay alone {replay:.3f} ms")
+        del llm
+    pa.default_num_splits = default
+
+
 if __name__ == "__main__":
     parts = sys.argv[1:] or ["decode", "split", "prefill", "steps", "sampler"]
     best = dict(rows=16, block_n=64, num_warps=4, num_stages=3)
@@ -172,5 +233,9 @@ if __name__ == "__main__":
         part_prefill()
     if "sampler" in parts:
         part_sampler()
+    if "latency" in parts:
+        part_latency()
+    if "hostprof" in parts:
+        part_hostprof()
     if "steps" in parts:
         part_steps()

@@ -47,7 +47,7 @@ def _find_sequence(cu_q_ptr, num_seqs, pid, BLOCK_Q: tl.constexpr):
     return lo
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["num_seqs", "window"])  # one compiled kernel whatever the batch (no mid-run JIT)
 def _paged_attention_kernel(
         q_ptr, k_ptr, v_ptr, out_ptr, part_acc_ptr, part_ml_ptr, cu_q_ptr, seq_lens_ptr, tables_ptr,
         num_seqs, scale_log2, window,
@@ -193,7 +193,7 @@ def paged_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tenso
     interpreted = is_interpreted(_paged_attention_kernel)
     max_q = n if max_query_len is None else max(1, max_query_len)
     cfg = tile or (INTERPRETER_TILE if interpreted else DECODE_TILE if max_q == 1 else PREFILL_TILE)
-    block_q = max(1, min(cfg["rows"] // groups, triton.next_power_of_2(max_q)))
+    block_q = 1 if max_q == 1 else max(1, cfg["rows"] // groups)  # fixed per kind of step: no recompiles
     block_m = max(16, triton.next_power_of_2(block_q * groups))
     block_d = max(16, triton.next_power_of_2(d))
     block_n = cfg["block_n"]

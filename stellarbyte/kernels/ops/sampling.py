@@ -18,7 +18,7 @@ import triton.language as tl
 from stellarbyte.kernels.ops._common import check_device, is_interpreted
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["seed"])  # a new seed every step must not recompile
 def _chunk_argmax_kernel(logits_ptr, inv_t_ptr, best_val_ptr, best_idx_ptr, V, stride, seed, num_chunks,
                          CHUNK: tl.constexpr, SAMPLE: tl.constexpr):
     row = tl.program_id(0)
