@@ -10,7 +10,8 @@
                    with the lowest SFT validation loss (sft/val.jsonl) is the result
   6. evaluate      stellarbyte.eval: validation perplexity (pretrained and SFT model; non-overlapping windows over
                    the whole packed validation split) and exact-match accuracy per held-out kind
-                   (eval/heldout.jsonl; greedy, chat template, scored by check_answer) with chance beside each
+                   (eval/heldout.jsonl; greedy through the serving engine, chat template, scored by check_answer)
+                   with chance beside each
   7. report        a short sample chat, a summary table (per kind and overall, each against chance),
                    RUN/summary.json; RUN/model = SFT weights + tokenizer, so `stellarbyte generate RUN/model ...`
                    (and chat / serve / eval) open it
@@ -185,7 +186,7 @@ def run_quickstart(out_dir: str | os.PathLike, size: str | int = DEFAULTS["size"
     from stellarbyte.data.pack import PackConfig, pack_documents
     from stellarbyte.data.toyworld import build_toyworld, load_heldout
     from stellarbyte.eval.perplexity import PerplexityConfig, packed_stream, stream_perplexity
-    from stellarbyte.eval.tasks import format_table, generate_answerer, score
+    from stellarbyte.eval.tasks import engine_answerer, format_table, score
     from stellarbyte.tokenizer import train_tokenizer
     from stellarbyte.tokenizer.io import write_json_atomic
     from stellarbyte.train.commands import run as train_run
@@ -297,7 +298,7 @@ def run_quickstart(out_dir: str | os.PathLike, size: str | int = DEFAULTS["size"
     print(f"  validation perplexity ({len(val_tokens):,} tokens): pretrained {val_ppl_pretrain:.2f}, "
           f"after SFT {val_ppl:.2f}")
     records = load_heldout(world)
-    report = score(records, generate_answerer(model, tokenizer), per_kind=eval_per_kind)
+    report = score(records, engine_answerer(model, tokenizer), per_kind=eval_per_kind)  # batched, greedy
     times["evaluate"] = time.perf_counter() - t0
 
     _step(7, "sample chat and summary")

@@ -112,7 +112,7 @@ def test_eval_verb_reproduces_the_summary(fast_run, tmp_path, capsys):
     out = tmp_path / "eval.json"
     code = cli_main(["eval", str(fast_run / "model"), "--data", str(fast_run / "packed"), "--seq-len",
                      str(FAST["seq_len"]), "--world", str(fast_run / "toyworld"), "--per-kind",
-                     str(FAST["eval_per_kind"]), "--backend", "generate", "--json", str(out), "--no-progress"])
+                     str(FAST["eval_per_kind"]), "--json", str(out), "--no-progress"])
     assert code == 0
     capsys.readouterr()
     res = json.loads(out.read_text())
