@@ -83,10 +83,14 @@ def _device_type(cfg_device: str) -> str:
     return torch.device(cfg_device).type
 
 
+_ENVS: dict[tuple, DistEnv] = {}  # (parallel, tensor_parallel, device type) -> the mesh built for it
+
+
 def init_distributed(cfg) -> DistEnv:
     """Join (or start) the process group described by torchrun's environment and build the (dp, tp) mesh.
 
-    cfg: a TrainConfig (parallel, tensor_parallel, device). Idempotent: a second call reuses the process group.
+    cfg: a TrainConfig (parallel, tensor_parallel, device). Idempotent: a second call (the data loader asks for
+    its shard, then the Trainer) returns the same DistEnv, process group and mesh.
     A config without parallelism under a multi-process launch is an error (every rank would train alone and write
     the same run directory)."""
     env_world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -96,6 +100,9 @@ def init_distributed(cfg) -> DistEnv:
                              f"tensor_parallel is 1; pass --parallel ddp or --parallel fsdp")
         return DistEnv()
     device_type = _device_type(cfg.device)
+    key = (cfg.parallel, cfg.tensor_parallel, device_type)
+    if key in _ENVS and dist.is_initialized():
+        return _ENVS[key]
     if device_type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device cuda requested but CUDA is not available; use --device cpu (gloo)")
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -124,12 +131,15 @@ def init_distributed(cfg) -> DistEnv:
 
     mesh = init_device_mesh(device_type, (dp, tp), mesh_dim_names=("dp", "tp"))
     device = torch.device("cuda", local_rank) if device_type == "cuda" else torch.device("cpu")
-    return DistEnv(rank=rank, world_size=world, local_rank=local_rank, dp_rank=mesh["dp"].get_local_rank(),
-                   dp_size=dp, tp_rank=mesh["tp"].get_local_rank(), tp_size=tp, device=device, mesh=mesh,
-                   parallel=cfg.parallel)
+    env = DistEnv(rank=rank, world_size=world, local_rank=local_rank, dp_rank=mesh["dp"].get_local_rank(),
+                  dp_size=dp, tp_rank=mesh["tp"].get_local_rank(), tp_size=tp, device=device, mesh=mesh,
+                  parallel=cfg.parallel)
+    _ENVS[key] = env
+    return env
 
 
 def destroy_distributed() -> None:
+    _ENVS.clear()
     if dist.is_initialized():
         dist.destroy_process_group()
 
