@@ -205,7 +205,8 @@ class Trainer:
             state = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
             dist_checkpoint.load_full_into_distributed(self, state)
         else:
-            self.load_state_dict(self.checkpoints.load(path, map_location=self.device))
+            # CPU first: RNG states must stay CPU tensors; model and optimizer state move to their params' device
+            self.load_state_dict(self.checkpoints.load(path, map_location="cpu"))
         return path
 
     def save_model(self, directory: str | Path) -> None:
