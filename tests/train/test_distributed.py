@@ -246,3 +246,15 @@ def test_sft_batches_with_unequal_targets_match_one_process(tmp, data):
     ranks = launch(tmp, "sft_ddp", data, sft=True, cfg={**sft["cfg"], "parallel": "fsdp"})
     for rec in ranks:
         assert_same_losses(losses(rec), losses(one), range(1, 7))
+
+
+@pytest.mark.slow
+def test_one_process_dcp_checkpoint_resumes_on_two_ranks(tmp, data, reference):
+    """DCP 1 -> 2: FSDP on a one-process group (batch 4) writes step 3; DDP on 2 ranks x batch 2 continues."""
+    _, ref = reference
+    launch(tmp, "fsdp_one", data, nproc=1, cfg={"parallel": "fsdp"})  # checkpoints at steps 3 and 6
+    step3 = tmp / "fsdp_one" / "checkpoints" / "step_00000003"
+    assert sorted(p.name for p in (step3 / "dcp").iterdir()) == [".metadata", "__0_0.distcp"]
+    ranks = launch(tmp, "one_dcp_to_ddp", data, cfg={"parallel": "ddp", "batch_size": 2}, resume=str(step3))
+    for rec in ranks:
+        assert_same_losses(losses(rec), losses(ref), range(4, 7))
