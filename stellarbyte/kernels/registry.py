@@ -2,8 +2,9 @@
 
 Contract
   * Every op has a torch reference; most have a Triton version. Both take the same arguments.
-  * The backend is chosen per call: the `backend=` keyword, else the process default set by `set_backend()` /
-    `use_backend()`, else the env var STELLARBYTE_KERNELS (torch | triton | auto), else "auto".
+  * The backend is chosen per call: the `backend=` keyword, else a per-op choice made with
+    `use_backend(name, ops=[...])`, else the process default set by `set_backend()` / `use_backend()`, else the
+    env var STELLARBYTE_KERNELS (torch | triton | auto), else "auto".
   * "auto" asks the op's policy: by default Triton when a tensor argument lives on CUDA and Triton imports,
     torch otherwise (so CPU tests and laptops never touch Triton). An op may override the policy: matmul's
     auto stays on cuBLAS, which beats the teaching Triton matmul on the sizes we measured.
@@ -18,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -27,6 +28,7 @@ BACKENDS = ("torch", "triton", "auto")
 ENV_VAR = "STELLARBYTE_KERNELS"
 
 _override: str | None = None  # set_backend() wins over the env var
+_op_override: dict[str, str] = {}  # use_backend(name, ops=...) wins over both, for the ops it names
 
 
 @dataclass(slots=True)
@@ -81,20 +83,37 @@ def set_backend(name: str | None) -> None:
 
 
 @contextlib.contextmanager
-def use_backend(name: str) -> Iterator[None]:
-    """`with use_backend("triton"): ...` -- the default backend inside the block."""
-    global _override
-    previous = _override
-    _override = _check(name)
+def use_backend(name: str, ops: Iterable[str] | None = None) -> Iterator[None]:
+    """`with use_backend("triton"): ...` -- the default backend inside the block. With `ops`, only those ops
+    switch (e.g. `use_backend("triton", ops=["fused_linear_cross_entropy"])`); the others keep their choice."""
+    global _override, _op_override
+    _check(name)
+    previous, previous_ops = _override, dict(_op_override)
+    if ops is None:
+        _override = name
+    else:
+        unknown = sorted(set(ops) - set(_OPS))
+        if unknown:
+            raise ValueError(f"use_backend: unknown op(s) {unknown}; registered ops are {registered_ops()}")
+        _op_override = {**_op_override, **{op: name for op in ops}}
     try:
         yield
     finally:
-        _override = previous
+        _override, _op_override = previous, previous_ops
 
 
 _TRITON_OK: bool | None = None
 
 
+def _constant_for_compile(fn: Callable) -> Callable:
+    """What torch.compiler.assume_constant_result does (torch.compile calls `fn` at trace time and uses its result
+    as a constant: importlib cannot be traced), without importing torch._dynamo, which imports Triton -- `import
+    stellarbyte` and the torch backend must not."""
+    fn._dynamo_marked_constant = True  # the attribute torch._dynamo.assume_constant_result sets
+    return fn
+
+
+@_constant_for_compile
 def triton_available() -> bool:
     """True when `import triton` works (it is an optional extra: pip install stellarbyte[kernels])."""
     global _TRITON_OK
@@ -110,7 +129,7 @@ def triton_available() -> bool:
 def resolve(name: str, backend: str | None, *tensors: torch.Tensor | None) -> str:
     """The concrete backend ("torch" or "triton") that runs op `name` on these tensors."""
     entry = _OPS[name]
-    chosen = get_backend() if backend is None else _check(backend)
+    chosen = _check(backend) if backend is not None else _op_override.get(name) or get_backend()
     if chosen == "auto":
         on_cuda = any(t is not None and t.is_cuda for t in tensors)
         use_triton = on_cuda and entry.auto_prefers_triton and entry.triton_impl is not None and triton_available()
@@ -121,6 +140,13 @@ def resolve(name: str, backend: str | None, *tensors: torch.Tensor | None) -> st
     return chosen
 
 
+@_constant_for_compile  # the lazy import happens at trace time, outside the compiled graph
+def _loaded(name: str, backend: str) -> str:
+    _OPS[name].load(backend)
+    return backend
+
+
 def dispatch(name: str, backend: str | None, *tensors: torch.Tensor | None) -> Callable:
-    """The implementation of op `name` to call for these tensors."""
-    return _OPS[name].load(resolve(name, backend, *tensors))
+    """The implementation of op `name` to call for these tensors (importing it on first use, also when
+    torch.compile traces the call)."""
+    return _OPS[name]._cache[_loaded(name, resolve(name, backend, *tensors))]

@@ -1,8 +1,10 @@
 """The CUDA paths of the trainer: bf16 autocast with fused AdamW, fp16 with GradScaler, MFU lookup, resume,
 Muon's bf16 Newton-Schulz, and the from-scratch AdamW against torch's fused kernel.
 
-Status: written in a session whose device time was taken by other work; NOT yet run on a GPU. The next session
-with a GPU runs `python -m pytest tests/train/test_trainer_gpu.py -m gpu` and fixes what it finds."""
+Run on an H100 (docs/bench/train/run_h100.sh): 3 of 5 passed as first written; the two failures were fixed
+without a second GPU run -- CUDA resume (the trainer loaded RNG states onto the GPU; it now loads on the CPU) and
+the AdamW comparison (now on shared gradients, see the test). Run with
+`python -m pytest tests/train/test_trainer_gpu.py` on a CUDA machine."""
 
 from __future__ import annotations
 
@@ -72,6 +74,9 @@ def test_muon_on_cuda(tmp_path, packed):
 
 
 def test_scratch_adamw_matches_fused_on_cuda():
+    """Both optimizers step on the SAME gradients each step (computed once, copied), so the comparison isolates the
+    update arithmetic: two separately trained CUDA models drift apart through non-deterministic backward kernels
+    (atomic adds), which this test is not about (measured on the H100: 1.3e-2 apart after 100 steps that way)."""
     ours = tiny_model(seed=1).cuda().train()
     ref = tiny_model(seed=1).cuda().train()
     opt_ours = AdamW(param_groups(ours, 0.1), lr=3e-3, betas=(0.9, 0.95))
@@ -79,9 +84,11 @@ def test_scratch_adamw_matches_fused_on_cuda():
     g = torch.Generator(device="cuda").manual_seed(0)
     for _ in range(100):
         ids = torch.randint(0, 128, (2, 12), generator=g, device="cuda")
-        for model, opt in ((ours, opt_ours), (ref, opt_ref)):
-            opt.zero_grad()
-            model(ids, labels=ids).loss.backward()
-            opt.step()
+        opt_ours.zero_grad()
+        ours(ids, labels=ids).loss.backward()
+        for p_ref, p_ours in zip(ref.parameters(), ours.parameters()):
+            p_ref.grad = p_ours.grad.clone()
+        opt_ours.step()
+        opt_ref.step()
     worst = max((a - b).abs().max().item() for a, b in zip(ours.parameters(), ref.parameters()))
     assert worst < 1e-5

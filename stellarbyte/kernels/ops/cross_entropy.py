@@ -127,4 +127,8 @@ class CrossEntropyFunction(torch.autograd.Function):
 def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = -100,
                   label_smoothing: float = 0.0, z_loss: float = 0.0, reduction: str = "mean") -> torch.Tensor:
     check_reduction(reduction)
+    if torch.compiler.is_compiling():  # one opaque node for torch.compile (see library.py)
+        from stellarbyte.kernels.ops import library
+
+        return library.cross_entropy(logits, labels, ignore_index, label_smoothing, z_loss, reduction)
     return CrossEntropyFunction.apply(logits, labels, ignore_index, label_smoothing, z_loss, reduction)

@@ -34,26 +34,20 @@ def default_chunk_size(n_rows: int, hidden: int, vocab: int) -> int:
     return max(1, min(max(chunk, 256), n_rows))
 
 
-class FusedLinearCrossEntropyFunction(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, bias: torch.Tensor | None,
-                ignore_index: int, smoothing: float, z_loss: float, reduction: str,
-                chunk_size: int | None) -> torch.Tensor:
-        check_device(_ce_kernel, hidden, weight, labels, bias)
-        h = hidden.reshape(-1, hidden.shape[-1]).contiguous()  # (N, H)
-        lab = labels.reshape(-1).contiguous()
-        n_rows, vocab = h.shape[0], weight.shape[0]
-        check_labels(lab, vocab, ignore_index)
-        chunk = chunk_size or default_chunk_size(n_rows, h.shape[1], vocab)
-        valid = lab != ignore_index
-        gscale = row_scale(valid, reduction, torch.ones((), device=h.device)).contiguous()  # (N,)
-        need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        need_b = bias is not None and ctx.needs_input_grad[3]
-        grad_h = torch.empty_like(h) if need_h else None
-        grad_w = torch.zeros_like(weight) if need_w else None
-        grad_b = torch.zeros(vocab, dtype=torch.float32, device=h.device) if need_b else None
-        loss = torch.empty(n_rows, dtype=torch.float32, device=h.device)
-        lse = torch.empty_like(loss)
+def forward_and_grads(h: torch.Tensor, weight: torch.Tensor, lab: torch.Tensor, bias: torch.Tensor | None,
+                      ignore_index: int, smoothing: float, z_loss: float, reduction: str, chunk: int, need_h: bool,
+                      need_w: bool, need_b: bool):
+    """The chunk loop on h (N, H), labels (N,): (reduced loss, dh, dW, db) for an upstream gradient of 1
+    (None for a gradient not asked for). Shared by the autograd.Function below and the custom op (library.py)."""
+    n_rows, vocab = h.shape[0], weight.shape[0]
+    valid = lab != ignore_index
+    gscale = row_scale(valid, reduction, torch.ones((), device=h.device)).contiguous()  # (N,)
+    grad_h = torch.empty_like(h) if need_h else None
+    grad_w = torch.zeros_like(weight) if need_w else None
+    grad_b = torch.zeros(vocab, dtype=torch.float32, device=h.device) if need_b else None
+    loss = torch.empty(n_rows, dtype=torch.float32, device=h.device)
+    lse = torch.empty_like(loss)
+    with torch.autocast(h.device.type, enabled=False):  # the caller picked the dtypes; keep them
         for start in range(0, n_rows, chunk):
             end = min(start + chunk, n_rows)
             h_c = h[start:end]
@@ -67,9 +61,28 @@ class FusedLinearCrossEntropyFunction(torch.autograd.Function):
             if need_b:
                 grad_b += logits.float().sum(0)
             del logits
+    total = loss.sum() / valid.sum() if reduction == "mean" else loss.sum()
+    return total, grad_h, grad_w, grad_b
+
+
+class FusedLinearCrossEntropyFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, bias: torch.Tensor | None,
+                ignore_index: int, smoothing: float, z_loss: float, reduction: str,
+                chunk_size: int | None) -> torch.Tensor:
+        check_device(_ce_kernel, hidden, weight, labels, bias)
+        h = hidden.reshape(-1, hidden.shape[-1]).contiguous()  # (N, H)
+        lab = labels.reshape(-1).contiguous()
+        n_rows, vocab = h.shape[0], weight.shape[0]
+        check_labels(lab, vocab, ignore_index)
+        chunk = chunk_size or default_chunk_size(n_rows, h.shape[1], vocab)
+        need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        need_b = bias is not None and ctx.needs_input_grad[3]
+        total, grad_h, grad_w, grad_b = forward_and_grads(h, weight, lab, bias, ignore_index, smoothing, z_loss,
+                                                          reduction, chunk, need_h, need_w, need_b)
         ctx.save_for_backward(*(t if t is not None else torch.empty(0) for t in (grad_h, grad_w, grad_b)))
         ctx.flags = (need_h, need_w, need_b, hidden.shape, None if bias is None else bias.dtype)
-        return loss.sum() / valid.sum() if reduction == "mean" else loss.sum()
+        return total
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
@@ -91,5 +104,10 @@ def fused_linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, label
                                label_smoothing: float = 0.0, z_loss: float = 0.0, reduction: str = "mean",
                                chunk_size: int | None = None) -> torch.Tensor:
     check_reduction(reduction)
+    if torch.compiler.is_compiling():  # one opaque node for torch.compile (see library.py)
+        from stellarbyte.kernels.ops import library
+
+        return library.fused_linear_cross_entropy(hidden, weight, labels, bias, ignore_index, label_smoothing,
+                                                  z_loss, reduction, chunk_size)
     return FusedLinearCrossEntropyFunction.apply(hidden, weight, labels, bias, ignore_index, label_smoothing,
                                                  z_loss, reduction, chunk_size)

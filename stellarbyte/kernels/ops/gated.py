@@ -91,9 +91,17 @@ class GatedActFunction(torch.autograd.Function):
         return dg, du, None
 
 
+def _gated(gate: torch.Tensor, up: torch.Tensor, act: int) -> torch.Tensor:
+    if torch.compiler.is_compiling():  # one opaque node for torch.compile (see library.py)
+        from stellarbyte.kernels.ops import library
+
+        return library.gated(gate, up, act)
+    return GatedActFunction.apply(gate, up, act)
+
+
 def silu_mul(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
-    return GatedActFunction.apply(gate, up, ACTS["silu"])
+    return _gated(gate, up, ACTS["silu"])
 
 
 def gelu_mul(gate: torch.Tensor, up: torch.Tensor, approximate: str = "tanh") -> torch.Tensor:
-    return GatedActFunction.apply(gate, up, ACTS["gelu_tanh" if approximate == "tanh" else "gelu"])
+    return _gated(gate, up, ACTS["gelu_tanh" if approximate == "tanh" else "gelu"])
