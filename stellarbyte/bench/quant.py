@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from stellarbyte.bench._timing import measure_peaks, print_table, resolve_device, write_csv
+from stellarbyte.bench._timing import measure_peaks, print_table, resolve_device, sync, write_csv
 
 QWEN3_06B = dict(vocab_size=151936, hidden_size=1024, intermediate_size=3072, num_hidden_layers=28,
                  num_attention_heads=16, num_key_value_heads=8, head_dim=128, tie_word_embeddings=True,
@@ -200,8 +200,17 @@ def cpu_section(args) -> list[dict]:
 
 
 # ---- CUDA: linear kernels and whole-model decode -----------------------------------------------------------------
-def _graph_ms(fn, reps: int = 20) -> float:
-    """Median ms of one fn() call, replayed from a CUDA graph that calls it `reps` times (launch gaps shrink)."""
+def _graph_ms(fn, reps: int = 20, device: str = "cuda") -> float:
+    """Median ms of one fn() call, replayed from a CUDA graph that calls it `reps` times (launch gaps shrink).
+    On CPU (the dry run the tests make) a plain perf_counter median."""
+    if not device.startswith("cuda"):
+        fn()
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t0) * 1e3)
+        return sorted(times)[1]
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):
@@ -254,18 +263,20 @@ def _linear_impls(layers):
     return impls
 
 
-def cuda_linear_section(batch_sizes: list[int], layers_per_shape: int = 28) -> list[dict]:
+def cuda_linear_section(batch_sizes: list[int], layers_per_shape: int = 28, device: str = "cuda",
+                        shapes: dict | None = None) -> list[dict]:
     from torch import nn
 
     rows = []
     torch.manual_seed(0)
-    for shape_name, (n, k) in LINEAR_SHAPES.items():
-        layers = [nn.Linear(k, n, bias=False, device="cuda", dtype=torch.bfloat16) for _ in range(layers_per_shape)]
+    for shape_name, (n, k) in (shapes or LINEAR_SHAPES).items():
+        layers = [nn.Linear(k, n, bias=False, device=device, dtype=torch.bfloat16) for _ in range(layers_per_shape)]
         for lin in layers:
             nn.init.normal_(lin.weight, std=0.02)
+            lin.weight.requires_grad_(False)
         impls = _linear_impls(layers)
         for m in batch_sizes:
-            x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
+            x = torch.randn(m, k, device=device, dtype=torch.bfloat16)
             for name, (fns, nbytes, ref_mod) in impls.items():
                 row = {"section": "cuda-linear", "shape": f"{shape_name} {n}x{k}", "M": m, "impl": name}
                 if fns is None:
@@ -273,7 +284,8 @@ def cuda_linear_section(batch_sizes: list[int], layers_per_shape: int = 28) -> l
                     rows.append(row)
                     continue
                 try:
-                    y = fns[0](x).double()
+                    with torch.inference_mode():
+                        y = fns[0](x).double()
                     w_ref = layers[0].weight if ref_mod is None else ref_mod.dequantize(torch.float32)
                     ref = x.double() @ w_ref.double().t()
                     row["rel_err"] = float((y - ref).norm() / ref.norm())
@@ -282,7 +294,7 @@ def cuda_linear_section(batch_sizes: list[int], layers_per_shape: int = 28) -> l
                         for f in fns:
                             f(x)
 
-                    ms = _graph_ms(call_all, reps=1) / len(fns)
+                    ms = _graph_ms(call_all, reps=1, device=device) / len(fns)
                     row.update({"us": ms * 1e3, "GB/s": nbytes / (ms * 1e-3) / 1e9})
                 except Exception as exc:
                     row["note"] = f"{type(exc).__name__}: {str(exc)[:100]}"
@@ -297,6 +309,58 @@ def cuda_linear_section(batch_sizes: list[int], layers_per_shape: int = 28) -> l
     return rows
 
 
+def cuda_quality_section(args, device: str = "cuda") -> list[dict]:
+    """The --model checkpoint in bf16 on the GPU: perplexity of each mode through the torch reference and through
+    our fused kernel forced on for every row count; then LLM(quantization=...) against the quantized model's
+    own generate (greedy agreement)."""
+    from stellarbyte.infer.engine import LLM, SamplingParams
+    from stellarbyte.infer.quant import quantize_model
+    from stellarbyte.infer.quant.evaluate import perplexity, token_agreement
+    from stellarbyte.kernels.registry import use_backend
+
+    base = _load_cpu_model(args)
+    ids, source = _eval_ids(args, base)
+    seq = min(args.seq_len, base.config.context_length)
+    base = base.to(device, torch.bfloat16)
+    ref = not device.startswith("cuda")
+    with torch.inference_mode():
+        ref_ppl = perplexity(base, ids, seq)
+    rows = [{"section": "cuda-quality", "mode": "bf16", "ppl_torch": ref_ppl}]
+    for label, kw in [("int8 weight-only", dict(mode="int8-weight")), ("int4 g32", dict(mode="int4", group_size=32)),
+                      ("int4 g128", dict(mode="int4", group_size=128)),
+                      ("int4 g128 asym", dict(mode="int4", group_size=128, symmetric=False))]:
+        row = {"section": "cuda-quality", "mode": label}
+        try:
+            q = copy.deepcopy(base)
+            kw = dict(kw)
+            quantize_model(q, kw.pop("mode"), allow_reference=ref, **kw)
+            with torch.inference_mode():
+                for backend in ("torch", "triton"):
+                    with use_backend(backend):
+                        row[f"ppl_{backend}"] = perplexity(q, ids, seq)
+            row["ppl_delta_%"] = 100 * (row["ppl_triton"] / ref_ppl - 1)
+        except Exception as exc:
+            row["note"] = f"{type(exc).__name__}: {str(exc)[:120]}"
+            traceback.print_exc()
+        rows.append(row)
+    try:  # the engine with quantization= (int8: weight-only on CUDA) vs the same quantization through generate()
+        prompt = ids[:32]
+        q = copy.deepcopy(base)
+        quantize_model(q, "int8", allow_reference=ref)
+        want = q.generate(torch.tensor([prompt], device=device), max_new_tokens=32, eos_token_id=[])[0, 32:]
+        llm = LLM(copy.deepcopy(base), quantization="int8", num_blocks=64)
+        got = llm.generate([prompt], SamplingParams(temperature=0, max_tokens=32, ignore_eos=True))
+        got_ids = torch.tensor(got[0].outputs[0].token_ids, device=device)
+        rows.append({"section": "cuda-quality", "mode": f"engine {llm.quantization.mode}",
+                     "note": f"greedy agreement with generate(): {token_agreement(got_ids, want):.3f}"})
+    except Exception as exc:
+        rows.append({"section": "cuda-quality", "mode": "engine int8", "note": f"{type(exc).__name__}: {exc}"[:160]})
+        traceback.print_exc()
+    print(f"GPU quality: {args.model}, text {source} ({len(ids)} tokens)")
+    print_table(rows, ["mode", "ppl_torch", "ppl_triton", "ppl_delta_%", "note"])
+    return rows
+
+
 def _bytes_read_per_step(model) -> int:
     """Weight bytes one decode step reads: everything but the embedding table (unless lm_head reads it, tied)."""
     from torch import nn
@@ -308,17 +372,19 @@ def _bytes_read_per_step(model) -> int:
     return model_bytes(model) - (0 if tied_and_used else emb.numel() * emb.element_size())
 
 
-def cuda_decode_section(batch_sizes: list[int], bandwidth_gbps: float, prompt_len: int = 120) -> list[dict]:
+def cuda_decode_section(batch_sizes: list[int], bandwidth_gbps: float, prompt_len: int = 120,
+                        device: str = "cuda", config: dict | None = None) -> list[dict]:
     from stellarbyte import ByteConfig, ByteModel
     from stellarbyte.infer.cache import StaticCache
     from stellarbyte.infer.quant import quantize_model
 
     torch.manual_seed(0)
-    base = ByteModel(ByteConfig(**QWEN3_06B)).to("cuda", torch.bfloat16).eval()
-    base.model.reserve_positions(device="cuda")
-    variants = [("bf16", None), ("int8 weight-only", dict(mode="int8")),
-                ("int4 g128", dict(mode="int4", group_size=128)),
-                ("int4 g128 + lm_head", dict(mode="int4", group_size=128, skip=()))]
+    base = ByteModel(ByteConfig(**(config or QWEN3_06B))).to(device, torch.bfloat16).eval()
+    base.model.reserve_positions(device=device)
+    ref = not device.startswith("cuda")  # the CPU dry run uses the weight-only torch reference
+    variants = [("bf16", None), ("int8 weight-only", dict(mode="int8-weight", allow_reference=ref)),
+                ("int4 g128", dict(mode="int4", group_size=128, allow_reference=ref)),
+                ("int4 g128 + lm_head", dict(mode="int4", group_size=128, skip=(), allow_reference=ref))]
     rows = []
     for label, kwargs in variants:
         model = copy.deepcopy(base)
@@ -331,26 +397,26 @@ def cuda_decode_section(batch_sizes: list[int], bandwidth_gbps: float, prompt_le
             try:
                 c = model.config
                 cache = StaticCache(c.num_hidden_layers, b, c.num_key_value_heads, c.head_dim, prompt_len + 8,
-                                    torch.bfloat16, "cuda")
+                                    torch.bfloat16, device)
                 kv_bytes = sum(t.numel() * t.element_size() for t in cache.keys + cache.values)
-                ids = torch.randint(3, c.vocab_size, (b, prompt_len), device="cuda")
+                ids = torch.randint(3, c.vocab_size, (b, prompt_len), device=device)
                 with torch.inference_mode():
                     model(ids, past_key_values=cache)  # prefill
-                    tok = torch.randint(3, c.vocab_size, (b, 1), device="cuda")
-                    pos = torch.full((b, 1), prompt_len, device="cuda")
+                    tok = torch.randint(3, c.vocab_size, (b, 1), device=device)
+                    pos = torch.full((b, 1), prompt_len, device=device)
 
                     def step(model=model, cache=cache, tok=tok, pos=pos):
                         cache.seen = prompt_len  # every replay decodes position prompt_len again
                         return model(tok, past_key_values=cache, position_ids=pos, logits_to_keep=1).logits
 
                     step()
-                    torch.cuda.synchronize()
+                    sync(device)
                     t0 = time.perf_counter()
                     for _ in range(5):
                         step()
-                    torch.cuda.synchronize()
+                    sync(device)
                     row["eager_ms"] = (time.perf_counter() - t0) / 5 * 1e3
-                    row["graph_ms"] = _graph_ms(step, reps=1)
+                    row["graph_ms"] = _graph_ms(step, reps=1, device=device)
                 floor_ms = (weight_bytes + kv_bytes) / (bandwidth_gbps * 1e9) * 1e3
                 row.update({"kv_MB": kv_bytes / 1e6, "floor_ms": floor_ms, "x_floor": row["graph_ms"] / floor_ms})
             except Exception as exc:
@@ -373,7 +439,8 @@ def run(args: argparse.Namespace) -> int:
         batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b]
         peaks = measure_peaks("cuda")
         print(f"CUDA: {torch.cuda.get_device_name()}, copy bandwidth {peaks.bandwidth_gbps:.0f} GB/s (read + write)")
-        for section in (lambda: cuda_linear_section(batch_sizes),
+        sections = [lambda: cuda_quality_section(args)] if args.model else []
+        for section in (*sections, lambda: cuda_linear_section(batch_sizes),
                         lambda: cuda_decode_section(batch_sizes, peaks.bandwidth_gbps)):
             try:
                 rows += section()
