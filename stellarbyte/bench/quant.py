@@ -446,6 +446,8 @@ def run(args: argparse.Namespace) -> int:
                 rows += section()
             except Exception:
                 traceback.print_exc()
+            if args.csv:  # after every section: a run cut short still leaves its finished tables
+                write_csv(args.csv, rows)
     if args.csv:
         write_csv(args.csv, rows)
         print(f"wrote {args.csv}")
