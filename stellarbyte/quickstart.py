@@ -78,9 +78,8 @@ def add_parser(subparsers: Any, verb: str) -> argparse.ArgumentParser:
     p.add_argument("--config", default=str(DEFAULT_CONFIG),
                    help="training YAML: model shape and optimizer (default configs/quickstart.yaml)")
     p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: every core on an idle machine, 1 when the 1-minute load "
-                        "average is >= 1 at the start, since other jobs stall multi-threaded small ops; "
-                        "OMP_NUM_THREADS, when set, wins over the default)")
+                   help="torch CPU threads (default: the number of idle cores, sampled before each training stage, "
+                        "at least 1: other jobs stall multi-threaded small ops; OMP_NUM_THREADS, when set, wins)")
     p.add_argument("--fast", action="store_true", help="tiny smoke setting (tiny world, model and step counts)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     p.set_defaults(func=run)
@@ -98,10 +97,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def choose_threads(requested: int | None = None) -> tuple[int, str]:
-    """(torch threads, why). Measured on this 2-core machine (docs/quickstart.md): alone, 2 threads train the
-    quickstart model at 12.3k tokens/s and 1 thread at 6.4k; beside other jobs (load ~10) the `--fast` run took
-    136 s with 2 threads and 17 s with 1, because every multi-threaded op waits for its slowest thread and a thread
-    sharing its core with another process stalls. The load is read once, before the quickstart's own work adds to it."""
+    """(torch threads, why): as many threads as cores are idle right now (at least 1).
+
+    Measured on this 2-core machine (docs/quickstart.md): alone, 2 threads train the quickstart model at 12.3k
+    tokens/s and 1 thread at 6.4k; beside other jobs (load ~10) the `--fast` run took 136 s with 2 threads and 17 s
+    with 1, because every multi-threaded op waits for its slowest thread and a thread sharing its core with another
+    process stalls. Idle cores are sampled from /proc/stat over half a second (not the 1-minute load average, which
+    still counts a `pip install` that just finished); the quickstart calls this before each training stage, while
+    it is itself idle."""
     if requested is not None:
         if isinstance(requested, bool) or not isinstance(requested, int) or requested < 1:
             raise ValueError(f"quickstart: threads must be a positive integer, got {requested!r}")
@@ -109,10 +112,31 @@ def choose_threads(requested: int | None = None) -> tuple[int, str]:
     if os.environ.get("OMP_NUM_THREADS"):
         return torch.get_num_threads(), "OMP_NUM_THREADS"
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    load = _load()
-    if cores > 1 and load is not None and load >= 1.0:
-        return 1, f"1-minute load {load:.1f} on {cores} cores: other jobs are running"
-    return cores, f"1-minute load {load if load is not None else 0:.1f}: idle"
+    free = idle_cores()
+    if free is None:
+        return cores, "idle cores unknown (no /proc/stat)"
+    n = max(1, min(cores, int(free + 0.5)))
+    return n, f"{free:.1f} of {cores} cores idle"
+
+
+def idle_cores(interval: float = 0.5) -> float | None:
+    """Idle CPU capacity in cores over `interval` seconds, from the aggregate line of /proc/stat."""
+    def sample() -> tuple[int, int] | None:
+        try:
+            with open("/proc/stat") as f:
+                fields = [int(x) for x in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return idle, sum(fields[:8])  # user nice system idle iowait irq softirq steal
+
+    a = sample()
+    time.sleep(interval)
+    b = sample()
+    if a is None or b is None or b[1] <= a[1]:
+        return None
+    ncpu = os.cpu_count() or 1  # /proc/stat's aggregate counts every online CPU
+    return ncpu * (b[0] - a[0]) / (b[1] - a[1])
 
 
 def _step(n: int, text: str) -> None:
@@ -209,9 +233,15 @@ def run_quickstart(out_dir: str | os.PathLike, size: str | int = DEFAULTS["size"
     out.mkdir(parents=True, exist_ok=True)
     for sub in ("pretrain", "sft"):  # quickstart-owned trainer runs: never resume a stale one by accident
         shutil.rmtree(out / sub, ignore_errors=True)
-    n_threads, why = choose_threads(threads)
-    torch.set_num_threads(n_threads)
-    print(f"quickstart: {n_threads} torch thread(s) ({why})")
+    choose_threads(threads)  # validate before any work
+    thread_log: dict[str, str] = {}
+
+    def set_threads(stage: str) -> None:
+        n, why = choose_threads(threads)
+        torch.set_num_threads(n)
+        thread_log[stage] = f"{n} ({why})"
+        print(f"  {n} torch thread(s): {why}")
+
     times: dict[str, float] = {}
     t_start = time.perf_counter()
 
@@ -250,6 +280,7 @@ def run_quickstart(out_dir: str | os.PathLike, size: str | int = DEFAULTS["size"
     _step(4, f"pretrain {pretrain_steps} steps ({batch_size} x {seq_len} tokens/step, {epochs:.1f} epochs) -> "
              f"{out / 'pretrain'}")
     t0 = time.perf_counter()
+    set_threads("pretrain")
     pre_over = common + [f"data_dir={packed}", f"run_dir={out / 'pretrain'}", f"max_steps={pretrain_steps}",
                          f"batch_size={batch_size}", f"lr={pretrain_lr}",
                          f"warmup_steps={min(50, pretrain_steps // 10)}", f"eval_every={pre_every}",
@@ -265,6 +296,7 @@ def run_quickstart(out_dir: str | os.PathLike, size: str | int = DEFAULTS["size"
 
     _step(5, f"SFT {sft_steps} steps (batch {sft_batch_size}) on sft/train.jsonl -> {out / 'sft'}")
     t0 = time.perf_counter()
+    set_threads("sft")
     sft_every = max(sft_steps // evals, 1)
     sft_over = common + [f"init_from={pre_model}", f"sft_train={world / 'sft' / 'train.jsonl'}",
                          f"sft_val={world / 'sft' / 'val.jsonl'}", f"tokenizer={tok_dir}",
@@ -322,7 +354,7 @@ def run_quickstart(out_dir: str | os.PathLike, size: str | int = DEFAULTS["size"
         "accuracy": accuracy, "overall_accuracy": report.accuracy, "overall_chance": report.chance,
         "heldout_questions": report.n, "kinds_above_chance": above,
         "samples": samples, "times_s": {k: round(v, 2) for k, v in times.items()}, "wall_s": round(wall, 1),
-        "torch_threads": n_threads, "threads_reason": why, "cpu_load_1m_end": _load(),
+        "torch_threads": thread_log, "cpu_load_1m_end": _load(),
     }
     write_json_atomic(out / "summary.json", summary)
     print("\n" + format_table(report))

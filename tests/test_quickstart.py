@@ -133,20 +133,33 @@ def test_bad_arguments(tmp_path):
 
 
 def test_thread_choice(monkeypatch):
-    """Every core when idle, one thread beside other jobs, an explicit --threads or OMP_NUM_THREADS wins."""
+    """As many threads as idle cores (at least 1); an explicit --threads or OMP_NUM_THREADS wins."""
     import os
 
-    from stellarbyte.quickstart import choose_threads
+    import stellarbyte.quickstart as qs
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
-    monkeypatch.setattr(os, "getloadavg", lambda: (0.3, 0.2, 0.1))
-    assert choose_threads() == (2, "1-minute load 0.3: idle")
-    monkeypatch.setattr(os, "getloadavg", lambda: (3.5, 2.0, 1.0))
-    n, why = choose_threads()
-    assert n == 1 and "load 3.5 on 2 cores" in why
-    assert choose_threads(2) == (2, "--threads")
+    monkeypatch.setattr(qs, "idle_cores", lambda: 1.9)
+    assert qs.choose_threads() == (2, "1.9 of 2 cores idle")
+    monkeypatch.setattr(qs, "idle_cores", lambda: 0.3)
+    assert qs.choose_threads() == (1, "0.3 of 2 cores idle")
+    monkeypatch.setattr(qs, "idle_cores", lambda: 1.4)
+    assert qs.choose_threads()[0] == 1
+    assert qs.choose_threads(2) == (2, "--threads")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    assert choose_threads()[1] == "OMP_NUM_THREADS"
+    assert qs.choose_threads()[1] == "OMP_NUM_THREADS"
     with pytest.raises(ValueError, match="threads must be a positive integer"):
-        choose_threads(0)
+        qs.choose_threads(0)
+
+
+def test_idle_cores_reads_proc_stat():
+    import os
+
+    from stellarbyte.quickstart import idle_cores
+
+    free = idle_cores(0.2)
+    if not os.path.exists("/proc/stat"):
+        assert free is None
+    else:
+        assert 0.0 <= free <= (os.cpu_count() or 1) + 1e-6
