@@ -264,6 +264,8 @@ def kernel_times(prof, cuda: bool) -> list[tuple[str, float, int]]:
     """(name, milliseconds, calls) of device kernels (CUDA), or of CPU ops by self time (CPU runs)."""
     out = []
     for evt in prof.key_averages():
+        if getattr(evt, "is_user_annotation", False) or evt.key.startswith("Optimizer."):
+            continue  # ranges such as Optimizer.step#AdamW.step span kernels already counted: not kernels
         if cuda:
             if getattr(evt, "device_type", None) != torch.autograd.DeviceType.CUDA:
                 continue

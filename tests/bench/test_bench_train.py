@@ -8,6 +8,7 @@ import argparse
 import csv
 
 import pytest
+import torch
 
 from stellarbyte.bench import train
 from stellarbyte.bench._configs import get_config
@@ -77,3 +78,24 @@ def test_categories_of_kernel_names():
 def test_bad_arguments(tmp_path, extra, match):
     with pytest.raises(ValueError, match=match):
         train.run(_args(tmp_path, "--peak-tflops", "1", *extra))
+
+
+def test_kernel_times_skips_annotations_and_cpu_ops():
+    """Ranges such as Optimizer.step#AdamW.step cover kernels already listed: counting them would double the
+    optimizer's share (it did in the first H100 profile)."""
+    from types import SimpleNamespace
+
+    cuda, cpu = torch.autograd.DeviceType.CUDA, torch.autograd.DeviceType.CPU
+
+    def evt(key, device_type, ms, annotation=False):
+        return SimpleNamespace(key=key, device_type=device_type, self_device_time_total=ms * 1e3,
+                               self_cpu_time_total=0.0, count=1, is_user_annotation=annotation)
+
+    events = [evt("multi_tensor_apply_kernel<FusedAdamW>", cuda, 16.6),
+              evt("Optimizer.step#AdamW.step", cuda, 16.7, annotation=True),
+              evt("nvjet_sm90_tst_256x128", cuda, 40.0), evt("aten::mm", cpu, 40.0)]
+    prof = SimpleNamespace(key_averages=lambda: events)
+    got = train.kernel_times(prof, cuda=True)
+    assert [name for name, _, _ in got] == ["nvjet_sm90_tst_256x128", "multi_tensor_apply_kernel<FusedAdamW>"]
+    text = train.summarise(got, "t")
+    assert "56.6 ms of kernel time" in text and "optimizer" in text and "29.3%" in text
