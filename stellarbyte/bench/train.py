@@ -8,7 +8,8 @@ as transformers' and our trainer's AMP recipe does), backward, fused AdamW, zero
   ours-compile         torch.compile(ByteModel, fullgraph=True), every op the torch reference (inductor fuses)
   ours-compile-flce    the same, but the LM head + loss through the Triton fused linear + cross-entropy (the
                        (B, T, V) logits never exist), as a torch.library custom op inside the compiled graph
-  ours-compile-triton  compiled with registry "auto": our Triton kernels as custom ops in the graph
+  ours-compile-triton  compiled with our Triton RMSNorm, RoPE, SwiGLU and fused linear+CE as custom ops in the
+                       graph (SDPA attention and cuBLAS matmuls as everywhere)
   ours-compile-logits  compiled with "auto" kernels but the trainer's loss path (full logits, torch's float32
                        cross-entropy): the step `stellarbyte pretrain` runs, for the loop-overhead comparison
   hf-eager             transformers' LlamaForCausalLM, attn_implementation="sdpa", our weights loaded into it
@@ -54,6 +55,8 @@ PRESETS: dict[str, list[tuple[str, int]]] = {
     "tiny": [("tiny", 2)],
 }
 TRITON_OPS_FLCE = ("fused_linear_cross_entropy",)
+# what "compile + Triton kernels" forces (under compile, "auto" keeps the torch reference of the elementwise ops)
+TRITON_OPS_ALL = ("rms_norm", "apply_rope", "silu_mul", "gelu_mul", "fused_linear_cross_entropy")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -95,7 +98,7 @@ ROW_SPECS = {
     "ours-eager": Row("ours-eager", "ours", False, "auto"),
     "ours-compile": Row("ours-compile", "ours", True, "torch"),
     "ours-compile-flce": Row("ours-compile-flce", "ours", True, "torch", (("triton", TRITON_OPS_FLCE),)),
-    "ours-compile-triton": Row("ours-compile-triton", "ours", True, "auto"),
+    "ours-compile-triton": Row("ours-compile-triton", "ours", True, "auto", (("triton", TRITON_OPS_ALL),)),
     "ours-compile-logits": Row("ours-compile-logits", "ours", True, "auto", (("torch", ("cross_entropy",)),),
                                fused_loss=False),
     "hf-eager": Row("hf-eager", "hf", False, "torch"),

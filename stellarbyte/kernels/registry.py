@@ -7,7 +7,9 @@ Contract
     env var STELLARBYTE_KERNELS (torch | triton | auto), else "auto".
   * "auto" asks the op's policy: by default Triton when a tensor argument lives on CUDA and Triton imports,
     torch otherwise (so CPU tests and laptops never touch Triton). An op may override the policy: matmul's
-    auto stays on cuBLAS, which beats the teaching Triton matmul on the sizes we measured.
+    auto stays on cuBLAS, which beats the teaching Triton matmul on the sizes we measured. An op may also have
+    another policy while torch.compile traces it (`auto_when_compiling`): inductor fuses the torch reference
+    with its neighbours, which beat our opaque Triton kernels in whole training steps (docs/training_performance.md).
   * "triton" on CPU tensors only works under Triton's interpreter (TRITON_INTERPRET=1 set before the kernel
     modules are imported); otherwise a ValueError says so.
   * Implementations are imported lazily ("module:function" strings), so `import stellarbyte` and the torch
@@ -39,6 +41,7 @@ class OpEntry:
     torch_impl: str  # "module:function"
     triton_impl: str | None = None
     auto_prefers_triton: bool = True  # False: auto keeps torch even on CUDA (the Triton version does not win)
+    auto_when_compiling: bool | None = None  # the same choice under torch.compile; None: as auto_prefers_triton
     _cache: dict[str, Callable] = field(default_factory=dict)
 
     def load(self, backend: str) -> Callable:
@@ -54,8 +57,9 @@ class OpEntry:
 _OPS: dict[str, OpEntry] = {}
 
 
-def register(name: str, torch_impl: str, triton_impl: str | None = None, auto_prefers_triton: bool = True) -> None:
-    _OPS[name] = OpEntry(name, torch_impl, triton_impl, auto_prefers_triton)
+def register(name: str, torch_impl: str, triton_impl: str | None = None, auto_prefers_triton: bool = True,
+             auto_when_compiling: bool | None = None) -> None:
+    _OPS[name] = OpEntry(name, torch_impl, triton_impl, auto_prefers_triton, auto_when_compiling)
 
 
 def registered_ops() -> list[str]:
@@ -132,7 +136,10 @@ def resolve(name: str, backend: str | None, *tensors: torch.Tensor | None) -> st
     chosen = _check(backend) if backend is not None else _op_override.get(name) or get_backend()
     if chosen == "auto":
         on_cuda = any(t is not None and t.is_cuda for t in tensors)
-        use_triton = on_cuda and entry.auto_prefers_triton and entry.triton_impl is not None and triton_available()
+        prefers = entry.auto_prefers_triton
+        if entry.auto_when_compiling is not None and torch.compiler.is_compiling():
+            prefers = entry.auto_when_compiling
+        use_triton = on_cuda and prefers and entry.triton_impl is not None and triton_available()
         return "triton" if use_triton else "torch"
     if chosen == "triton" and not triton_available():
         raise ValueError("backend 'triton' needs the triton package: pip install 'stellarbyte[kernels]' "
