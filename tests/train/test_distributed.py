@@ -258,3 +258,25 @@ def test_one_process_dcp_checkpoint_resumes_on_two_ranks(tmp, data, reference):
     ranks = launch(tmp, "one_dcp_to_ddp", data, cfg={"parallel": "ddp", "batch_size": 2}, resume=str(step3))
     for rec in ranks:
         assert_same_losses(losses(rec), losses(ref), range(4, 7))
+
+
+@pytest.mark.slow
+def test_fsdp_times_tensor_parallel_on_a_two_by_two_mesh(tmp, data, reference):
+    """4 processes, mesh (dp 2, tp 2): tp ranks of one dp group read the same batch, the dp groups disjoint halves;
+    losses equal one process; the 4-shard DCP checkpoint exports to the gathered weights."""
+    from stellarbyte.train.export import export
+
+    ref_trainer, ref = reference
+    ranks = launch(tmp, "mesh2x2", data, nproc=4, cfg={"parallel": "fsdp", "tensor_parallel": 2, "batch_size": 2},
+                   save_model=True)
+    assert [(r["dp_rank"], r["tp_rank"]) for r in ranks] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert ranks[0]["inputs"] == ranks[1]["inputs"] and ranks[2]["inputs"] == ranks[3]["inputs"]
+    for step, want in enumerate(ref["inputs"]):
+        assert sorted(ranks[0]["inputs"][step] + ranks[2]["inputs"][step]) == sorted(want)
+    for rec in ranks:
+        assert_same_losses(losses(rec), losses(ref), range(1, 7))
+    assert_same_weights(tmp / "mesh2x2" / "model", ref_trainer.model)
+    assert len(list((tmp / "mesh2x2" / "checkpoints" / "step_00000006" / "dcp").glob("*.distcp"))) == 4
+    exported = ByteModel.from_pretrained(export(tmp / "mesh2x2", tmp / "mesh2x2_hf")).state_dict()
+    for key, value in ByteModel.from_pretrained(tmp / "mesh2x2" / "model").state_dict().items():
+        assert torch.equal(value, exported[key]), key
