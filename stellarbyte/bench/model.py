@@ -2,8 +2,10 @@
 step (forward, backward, AdamW), MFU against the bf16 matmul rate measured in the same run, and peak memory,
 for each kernel backend (the model calls the kernels through the registry).
 
-MFU counts 6 * N_params_without_embeddings * tokens + 12 * layers * seq * hidden * tokens (attention scores,
-causal halved: 6 * ...) FLOPs per step, the PaLM appendix-B convention.
+MFU counts stellarbyte.model.analysis.model_flops_per_token per token (PaLM appendix B: 6 N + 12 L H Q T, N = the
+matmul weights including the LM head, attention over the full T x T square), the count `bench train` and the
+trainer use. (Before the training benchmark existed this file halved the attention term for causal masking, so
+its older MFU figures in docs/benchmarks.md are a little lower than this count gives.)
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def step_flops(model: torch.nn.Module, cfg, tokens: int) -> float:
-    n = sum(p.numel() for name, p in model.named_parameters() if "embed_tokens" not in name)
-    return 6 * n * tokens + 6 * cfg.layers * cfg.seq * cfg.hidden * tokens
+    from stellarbyte.model.analysis import model_flops_per_token
+
+    return model_flops_per_token(model.config, cfg.seq) * tokens
 
 
 def _train_steps(model: torch.nn.Module, cfg, backend: str, batch: int, steps: int, device: str, peaks) -> dict:
