@@ -423,6 +423,10 @@ def run(args: argparse.Namespace) -> int:
             if args.budget and time.perf_counter() - start > args.budget:
                 results.append({**base, "error": "skipped: --budget spent"})
                 continue
+            forces_triton = any(backend == "triton" for backend, _ in row.op_backends)
+            if forces_triton and not device.startswith("cuda") and os.environ.get("TRITON_INTERPRET") != "1":
+                results.append({**base, "error": "skipped: Triton kernels need CUDA (or TRITON_INTERPRET=1 on a CPU)"})
+                continue
             prof_path = os.path.join(args.out, f"profile_{name}_{row.name}.txt") if row.name in profile_rows else None
             try:
                 r = time_row(row, cfg, batch, device, args, prof_path)

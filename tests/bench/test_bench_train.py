@@ -99,3 +99,12 @@ def test_kernel_times_skips_annotations_and_cpu_ops():
     assert [name for name, _, _ in got] == ["nvjet_sm90_tst_256x128", "multi_tensor_apply_kernel<FusedAdamW>"]
     text = train.summarise(got, "t")
     assert "56.6 ms of kernel time" in text and "optimizer" in text and "29.3%" in text
+
+
+def test_triton_rows_are_skipped_on_cpu_without_interpreter(tmp_path, monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    args = _args(tmp_path, "--preset", "tiny", "--rows", "ours-compile-flce,ours-compile-triton", "--peak-tflops", "1")
+    assert train.run(args) == 0
+    with open(tmp_path / "train.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["error"] for r in rows] == ["skipped: Triton kernels need CUDA (or TRITON_INTERPRET=1 on a CPU)"] * 2
