@@ -34,6 +34,7 @@ class EngineConfig:
     gpu_memory_utilization: float | None = None  # share of the GPU's memory the process may fill (CUDA only)
     attention_backend: str = "auto"  # "auto" | "torch" | "flat" | "triton" (see the module docstring)
     cuda_graphs: bool = True  # capture decode steps in CUDA graphs (triton backend on CUDA only)
+    overlap_steps: bool | None = None  # launch step i+1 before building step i's outputs (None: on for flat/CUDA)
 
     def __post_init__(self) -> None:
         for name in ("block_size", "max_num_seqs", "max_num_batched_tokens"):
@@ -50,6 +51,8 @@ class EngineConfig:
         if self.attention_backend not in ATTENTION_BACKENDS:
             raise ValueError(f"EngineConfig.attention_backend={self.attention_backend!r} must be one of "
                              f"{ATTENTION_BACKENDS}")
+        if self.overlap_steps is not None and not isinstance(self.overlap_steps, bool):
+            raise ValueError(f"EngineConfig.overlap_steps={self.overlap_steps!r} must be True, False or None")
         if not isinstance(self.cuda_graphs, bool):
             raise ValueError(f"EngineConfig.cuda_graphs={self.cuda_graphs!r} must be True or False")
 

@@ -73,5 +73,6 @@ class DecodeGraphs:
         h[b.offsets[3]:b.offsets[3] + size] = range(size)
         h[b.offsets[4]:b.offsets[4] + size + 1] = range(size + 1)
         h[b.offsets[6]:b.offsets[6] + size * b.width] = 0
+        b.forget_rows()
         b.mirror.copy_(b.host)
         return b.views(size, size, 1)

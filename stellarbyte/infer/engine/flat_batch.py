@@ -55,6 +55,13 @@ class FlatBatchBuilder:
         self.host = torch.zeros(total, dtype=torch.int64, pin_memory=pin)
         self.host_np = self.host.numpy()  # shares memory with the pinned tensor
         self.mirror = torch.zeros(total, dtype=torch.int64, device=self.device)
+        # block-table rows already in the host buffer: row -> (seq_id, preemptions, blocks written). Rows mostly
+        # hold the same sequence step after step, so only a new block (every block_size tokens) is written.
+        self.rows: list[tuple[int, int, int] | None] = [None] * max_num_seqs
+
+    def forget_rows(self) -> None:
+        """Something else wrote the table section (graph capture): rewrite every row next time."""
+        self.rows = [None] * self.max_seqs
 
     def _section(self, buf: np.ndarray | torch.Tensor, index: int, length: int):
         start = self.offsets[index]
@@ -87,9 +94,18 @@ class FlatBatchBuilder:
         np.cumsum(counts, out=cu[1:b + 1])
         cu[b + 1:] = n + np.arange(1, padded_b - b + 1)  # pad sequences: one token each
         tables = self._section(h, 6, padded_b * w).reshape(padded_b, w)
-        tables[:] = 0
-        for i, seq in enumerate(seqs):
-            tables[i, :len(seq.block_table)] = seq.block_table
+        rows = self.rows
+        for i, seq in enumerate(seqs):  # entries past a row's blocks are never read (seq_len bounds every read)
+            table, cached = seq.block_table, rows[i]
+            done = cached[2] if cached is not None and cached[:2] == (seq.seq_id, seq.num_preemptions) else 0
+            if done < len(table) or done > len(table):
+                done = min(done, len(table))
+                tables[i, done:len(table)] = table[done:]
+                rows[i] = (seq.seq_id, seq.num_preemptions, len(table))
+        for i in range(b, padded_b):  # pad rows: block 0 (never read: seq_len 0)
+            if rows[i] is not None:
+                rows[i] = None
+                tables[i, 0] = 0
         ids = self._section(h, 0, padded_n)
         if max(n_new) == 1:  # decode: each sequence's last token
             ids[:b] = [s.token_ids[s.num_computed_tokens] for s in seqs]

@@ -23,7 +23,7 @@ from stellarbyte.infer.engine.flat_runner import FlatModelRunner, flat_path_unsu
 from stellarbyte.infer.engine.kv_cache import PagedKVCache, bytes_per_block
 from stellarbyte.infer.engine.model_runner import ModelRunner
 from stellarbyte.infer.engine.outputs import CompletionOutput, RequestOutput
-from stellarbyte.infer.engine.sampler import sample
+from stellarbyte.infer.engine.sampler import sample_async
 from stellarbyte.infer.engine.sampling_params import SamplingParams
 from stellarbyte.infer.engine.scheduler import Scheduler
 from stellarbyte.infer.engine.sequence import Sequence
@@ -69,6 +69,10 @@ class LLMEngine:
         else:
             self.runner = FlatModelRunner(model, self.kv_cache, self.attention_backend, cfg.max_num_seqs,
                                           cfg.max_num_batched_tokens, cfg.cuda_graphs)
+        # overlap the host's per-step work with the GPU (see step()); the synchronous order elsewhere
+        self.overlap = cfg.overlap_steps if cfg.overlap_steps is not None else (
+            self.attention_backend != "torch" and model.device.type == "cuda")
+        self._inflight: tuple | None = None
         generation_config = getattr(model, "generation_config", None) or {}
         eos = generation_config.get("eos_token_id", mc.eos_token_id)
         self.eos_token_ids = set() if eos is None else ({eos} if isinstance(eos, int) else set(eos))
@@ -138,37 +142,70 @@ class LLMEngine:
 
     # ---- one step ------------------------------------------------------------------------------------------
     def step(self) -> list[RequestOutput]:
-        """Run one model step; return the outputs of requests that advanced (finished ones are released)."""
+        """Run one model step; return the outputs of requests that advanced (finished ones are released).
+
+        Overlapped mode (self.overlap, on by default for the flat runner on CUDA): the step launched last time is
+        finished here (its sampled ids are read), then the NEXT step is scheduled and launched on the GPU before
+        this step's outputs are built, so that Python work (outputs, the caller's loop) runs while the GPU
+        computes. Adds and aborts between calls still take effect: a request aborted while its step is in flight
+        is skipped when the step's results arrive."""
+        if not self.overlap:
+            launched = self._launch()
+            return [] if launched is None else [self._output(rid) for rid in self._process(launched)]
+        if self._inflight is None:
+            self._inflight = self._launch()
+            if self._inflight is None:
+                return []
+        launched, self._inflight = self._inflight, None
+        touched = self._process(launched)
+        if self.scheduler.has_unfinished():
+            self._inflight = self._launch()  # the GPU starts the next step now
+        return [self._output(rid) for rid in touched]
+
+    def _launch(self) -> tuple | None:
+        """Schedule, run the model and start sampling; nothing waits for the device on the fused GPU path."""
         batch = self.scheduler.schedule()
         if not batch.seqs:
             if self.scheduler.has_unfinished() and not batch.preempted:
                 raise RuntimeError("the scheduler could not place any sequence although requests are waiting; "
                                    "the KV pool is too small for them")
-            return []
+            return None
         logits = self.runner.run(batch)  # (B, V)
-        done_rows = []
-        for row, (seq, n) in enumerate(zip(batch.seqs, batch.num_new_tokens)):
-            seq.num_computed_tokens += n
-            self.block_manager.cache_computed_blocks(seq)
-            if seq.num_computed_tokens == len(seq):
-                done_rows.append(row)
-        self.stats.num_steps += 1
-        self.stats.num_batched_tokens += batch.num_tokens
-        touched: dict[str, None] = {}  # request ids in first-touch order (a dict: O(1) membership at batch 256)
+        # rows whose step reaches the end of their tokens get a sampled token (not a middle prefill chunk)
+        done_rows = [row for row, (seq, n) in enumerate(zip(batch.seqs, batch.num_new_tokens))
+                     if seq.num_computed_tokens + n == len(seq)]
+        result = None
         if done_rows:
             seqs = [batch.seqs[r] for r in done_rows]
             rows = logits if len(done_rows) == len(batch.seqs) else logits[done_rows]  # decode: no gather
-            tokens, logprobs = sample(rows, seqs)
-            for seq, token, lp in zip(seqs, tokens, logprobs):
-                seq.append_token(token)
-                if lp is not None:
-                    seq.logprobs.append(lp)
-                self._check_stop(seq, token)
-                if seq.finish_reason is not None:
-                    self.scheduler.finish(seq)
-                touched[seq.request_id] = None
-            self.stats.num_generated_tokens += len(tokens)
-        return [self._output(rid) for rid in touched]
+            result = sample_async(rows, seqs)
+        return batch, done_rows, result
+
+    def _process(self, launched: tuple) -> list[str]:
+        """Apply a launched step's results: computed counts, prefix-cache hashes, sampled tokens, stops."""
+        batch, done_rows, result = launched
+        tokens, logprobs = result.get() if result is not None else ([], [])
+        for seq, n in zip(batch.seqs, batch.num_new_tokens):
+            if seq.is_finished:
+                continue  # aborted while its step was in flight
+            seq.num_computed_tokens += n
+            self.block_manager.cache_computed_blocks(seq)
+        self.stats.num_steps += 1
+        self.stats.num_batched_tokens += batch.num_tokens
+        touched: dict[str, None] = {}  # request ids in first-touch order (a dict: O(1) membership at batch 256)
+        for row, token, lp in zip(done_rows, tokens, logprobs):
+            seq = batch.seqs[row]
+            if seq.is_finished:
+                continue
+            seq.append_token(token)
+            if lp is not None:
+                seq.logprobs.append(lp)
+            self._check_stop(seq, token)
+            if seq.finish_reason is not None:
+                self.scheduler.finish(seq)
+            touched[seq.request_id] = None
+            self.stats.num_generated_tokens += 1
+        return list(touched)
 
     def _check_stop(self, seq: Sequence, token: int) -> None:
         p = seq.params

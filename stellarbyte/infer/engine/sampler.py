@@ -95,18 +95,43 @@ def _has_penalty(seq: Sequence) -> bool:
     return p.repetition_penalty != 1.0 or bool(p.presence_penalty) or bool(p.frequency_penalty)
 
 
+class SampleResult:
+    """Sampled tokens that may still be on the device: get() -> (token ids, logprob dicts), syncing once."""
+
+    def __init__(self, device_ids: torch.Tensor | None = None,
+                 host: tuple[list[int], list[dict[int, float] | None]] | None = None) -> None:
+        self.device_ids, self.host = device_ids, host
+
+    def get(self) -> tuple[list[int], list[dict[int, float] | None]]:
+        if self.host is None:
+            ids = self.device_ids.tolist()  # the step's one device->host copy
+            self.host = (ids, [None] * len(ids))
+        return self.host
+
+
+def sample_async(logits: torch.Tensor, seqs: list[Sequence]) -> SampleResult:
+    """sample() without waiting for the device where possible: the fused GPU path returns ids still on the GPU
+    (the engine reads them one step later, after it has launched the next step); other paths sample at once."""
+    if logits.is_cuda and all(_fused_ok(s) for s in seqs):
+        return SampleResult(device_ids=_fused_sample(logits, seqs))
+    return SampleResult(host=sample(logits, seqs))
+
+
+def _fused_sample(logits: torch.Tensor, seqs: list[Sequence]) -> torch.Tensor:
+    from stellarbyte.kernels.ops.sampling import sample_rows
+
+    inv_t = [0.0 if s.params.greedy else 1.0 / s.params.temperature for s in seqs]
+    seed = int(torch.randint(0, 2**31 - 1, ()))  # from torch's CPU generator: torch.manual_seed fixes it
+    return sample_rows(logits, torch.tensor(inv_t).to(logits.device, non_blocking=True), seed, any(inv_t))
+
+
 def sample(logits: torch.Tensor, seqs: list[Sequence]) -> tuple[list[int], list[dict[int, float] | None]]:
     """Vectorised over rows; only penalties (which need each row's history) and seeded draws (each row's
     own generator) loop in Python. On a GPU the common batches (all greedy, or all unseeded sampling without
     penalties) cost one device->host copy: the sampled ids; which filters run is decided from the params on the
     host, never by reading the device."""
     if logits.is_cuda and all(_fused_ok(s) for s in seqs):  # GPU: one Triton pass, no float32 copy of the logits
-        from stellarbyte.kernels.ops.sampling import sample_rows
-
-        inv_t = [0.0 if s.params.greedy else 1.0 / s.params.temperature for s in seqs]
-        seed = int(torch.randint(0, 2**31 - 1, ()))  # from torch's CPU generator: torch.manual_seed fixes it
-        ids = sample_rows(logits, torch.tensor(inv_t).to(logits.device, non_blocking=True), seed, any(inv_t))
-        return ids.tolist(), [None] * len(seqs)
+        return _fused_sample(logits, seqs).tolist(), [None] * len(seqs)
     logits = logits.float()
     if all(_plain_greedy(s) for s in seqs):  # the common batch: one argmax for every row
         tokens = logits.argmax(-1).tolist()
