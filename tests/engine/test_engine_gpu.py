@@ -60,6 +60,7 @@ def test_triton_engine_greedy_exact_float32(cuda_graphs):
     llm = LLM(model, block_size=4, num_blocks=20, max_num_batched_tokens=16, max_num_seqs=8,
               attention_backend="triton", cuda_graphs=cuda_graphs)
     assert (llm.engine.runner.graphs is not None) == cuda_graphs
+    assert llm.engine.overlap  # the flat runner on CUDA overlaps host work with the next step by default
     ps = prompts((3, 17, 1, 30, 9))
     outs = llm.generate(ps, SamplingParams(temperature=0, max_tokens=16, ignore_eos=True))
     for p, o in zip(ps, outs):
