@@ -306,6 +306,11 @@ def cuda_linear_section(batch_sizes: list[int], layers_per_shape: int = 28, devi
         if r.get("us") and base.get((r["shape"], r["M"])):
             r["speedup_vs_bf16"] = base[(r["shape"], r["M"])] / r["us"]
     print_table(rows, ["shape", "M", "impl", "us", "GB/s", "speedup_vs_bf16", "rel_err", "note"])
+    if device.startswith("cuda"):
+        from stellarbyte.infer.quant import triton_wo
+
+        for (mb, n, k, int4, group, *_), cfg in triton_wo._BEST.items():
+            print(f"  tuned: M<={mb} N={n} K={k} {'int4 g' + str(group) if int4 else 'int8'} -> {cfg}")
     return rows
 
 
@@ -372,19 +377,41 @@ def _bytes_read_per_step(model) -> int:
     return model_bytes(model) - (0 if tied_and_used else emb.numel() * emb.element_size())
 
 
+def _capturable_cache(config, batch: int, max_length: int, device: str):
+    """A StaticCache that runs attention itself (KVCache.computes_attention): the decoder then builds no mask,
+    whose construction reads tensors on the host and so cannot be captured in a CUDA graph. Prefill attends
+    causally over its own keys; a decode step over the first `seen` slots, all visible (a Python int, no read)."""
+    import torch.nn.functional as F
+
+    from stellarbyte.infer.cache import StaticCache
+
+    class FixedContextCache(StaticCache):
+        computes_attention = True
+
+        def attend(self, layer_idx, q, k, v, scale):
+            keys, values = self.update(layer_idx, k, v)  # (B, H_kv, max_length, D), this step written in place
+            if q.shape[2] > 1:  # prefill of a fresh cache
+                return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale, enable_gqa=True)
+            n = self.seen  # slots 0..n-1 hold this row's keys, the new one included
+            return F.scaled_dot_product_attention(q, keys[:, :, :n], values[:, :, :n], scale=scale, enable_gqa=True)
+
+    return FixedContextCache(config.num_hidden_layers, batch, config.num_key_value_heads, config.head_dim,
+                             max_length, torch.bfloat16, device)
+
+
 def cuda_decode_section(batch_sizes: list[int], bandwidth_gbps: float, prompt_len: int = 120,
                         device: str = "cuda", config: dict | None = None) -> list[dict]:
     from stellarbyte import ByteConfig, ByteModel
-    from stellarbyte.infer.cache import StaticCache
     from stellarbyte.infer.quant import quantize_model
 
     torch.manual_seed(0)
     base = ByteModel(ByteConfig(**(config or QWEN3_06B))).to(device, torch.bfloat16).eval()
     base.model.reserve_positions(device=device)
     ref = not device.startswith("cuda")  # the CPU dry run uses the weight-only torch reference
-    variants = [("bf16", None), ("int8 weight-only", dict(mode="int8-weight", allow_reference=ref)),
-                ("int4 g128", dict(mode="int4", group_size=128, allow_reference=ref)),
-                ("int4 g128 + lm_head", dict(mode="int4", group_size=128, skip=(), allow_reference=ref))]
+    variants = [("bf16", None), ("int8 weight-only (Triton)", dict(mode="int8-weight", allow_reference=ref)),
+                ("int4 g128 (Triton)", dict(mode="int4", group_size=128, kernel="triton", allow_reference=ref)),
+                ("int4 g128 (auto: tinygemm)", dict(mode="int4", group_size=128, allow_reference=ref)),
+                ("int4 g128 + lm_head (auto)", dict(mode="int4", group_size=128, skip=(), allow_reference=ref))]
     rows = []
     for label, kwargs in variants:
         model = copy.deepcopy(base)
@@ -396,14 +423,14 @@ def cuda_decode_section(batch_sizes: list[int], bandwidth_gbps: float, prompt_le
             row = {"section": "cuda-decode", "mode": label, "batch": b, "weights_MB": weight_bytes / 1e6}
             try:
                 c = model.config
-                cache = StaticCache(c.num_hidden_layers, b, c.num_key_value_heads, c.head_dim, prompt_len + 8,
-                                    torch.bfloat16, device)
-                kv_bytes = sum(t.numel() * t.element_size() for t in cache.keys + cache.values)
-                ids = torch.randint(3, c.vocab_size, (b, prompt_len), device=device)
+                cache = _capturable_cache(c, b, prompt_len + 8, device)
+                kv_bytes = b * c.num_hidden_layers * 2 * c.num_key_value_heads * c.head_dim * (prompt_len + 1) * 2
+                gen = torch.Generator().manual_seed(b)  # host RNG: a failed capture cannot poison it
+                ids = torch.randint(3, c.vocab_size, (b, prompt_len), generator=gen).to(device)
+                tok = torch.randint(3, c.vocab_size, (b, 1), generator=gen).to(device)
+                pos = torch.full((b, 1), prompt_len, device=device)
                 with torch.inference_mode():
                     model(ids, past_key_values=cache)  # prefill
-                    tok = torch.randint(3, c.vocab_size, (b, 1), device=device)
-                    pos = torch.full((b, 1), prompt_len, device=device)
 
                     def step(model=model, cache=cache, tok=tok, pos=pos):
                         cache.seen = prompt_len  # every replay decodes position prompt_len again

@@ -12,7 +12,7 @@ export PYTHONPATH="$PWD:${PYTHONPATH:-}" PYTHONUNBUFFERED=1
 } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
 timeout "${PYTEST_S:-120}" python3 -m pytest tests/quant/test_quant_linear.py -q -p no:cacheprovider \
-  -k "triton or tuned or peer" > "$OUT/pytest.txt" 2>&1
+  -k "triton or tuned or peer or tinygemm" > "$OUT/pytest.txt" 2>&1
 grep -E "FAILED|ERROR|passed|failed" "$OUT/pytest.txt" | tail -12
 ASSETS=.quant_assets
 MODEL_ARGS=()

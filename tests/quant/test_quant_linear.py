@@ -155,3 +155,30 @@ def test_tuned_kernel_on_gpu(bits, group, m):
         out = q(x, backend="triton")
     assert torch.isfinite(out).all()
     assert rel(out, x.double() @ q.dequantize(torch.float64).t()) < 1e-2
+
+
+def test_tinygemm_kernel_option_matches_reference():
+    """backend="tinygemm" runs torch's int4 kernel (its CPU variant here, tinygemm on CUDA) on our weights."""
+    from stellarbyte.infer.quant.weight_only import tinygemm_supported
+
+    q = WeightOnlyLinear.from_linear(linear(256, 96, bias=True), 4, 64, False).to(torch.bfloat16)
+    assert tinygemm_supported(q)
+    x = torch.randn(2, 3, 256, dtype=torch.bfloat16)
+    got = q(x, backend="tinygemm")
+    ref = x.double() @ q.dequantize(torch.float64).t() + q.bias.double()
+    assert got.dtype == torch.bfloat16 and got.shape == (2, 3, 96)
+    assert rel(got, ref) < 1e-2
+    assert q.resolve_backend(x, 6) == "torch"  # auto never picks it on CPU
+    assert not tinygemm_supported(WeightOnlyLinear.from_linear(linear(256, 45), 4, 64))  # N % 8 != 0
+    assert not tinygemm_supported(WeightOnlyLinear.from_linear(linear(256, 48), 8))  # int8
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_auto_picks_tinygemm_for_bf16_int4_on_gpu():
+    q = WeightOnlyLinear.from_linear(linear(1024, 512, bias=False).cuda(), 4, 128).to(torch.bfloat16)
+    x = torch.randn(4, 1024, device="cuda", dtype=torch.bfloat16)
+    assert q.resolve_backend(x, 4) == "tinygemm"
+    assert q.resolve_backend(x.float(), 4) == "triton"
+    assert q.resolve_backend(x, 65) == "torch"
+    assert rel(q(x), x.double() @ q.dequantize(torch.float64).t()) < 1e-2

@@ -74,6 +74,13 @@ def test_lm_head_can_be_quantized_even_when_tied():
     assert model(torch.tensor([[1, 2, 3]])).logits.shape == (1, 3, 256)
 
 
+def test_kernel_choice_reaches_every_layer():
+    model = tiny_model(**WIDE)
+    quantize_model(model, "int4", group_size=64, kernel="torch", allow_reference=True)
+    kernels = {m.kernel for m in model.modules() if isinstance(m, WeightOnlyLinear)}
+    assert kernels == {"torch"}
+
+
 def test_skip_by_name():
     model = tiny_model(**WIDE)
     report = quantize_model(model, "int8", backend="ours", skip=("lm_head", "down_proj"))
@@ -96,6 +103,8 @@ def test_modes_and_errors():
         quantize_model(model, "int4", group_size=16, allow_reference=True)
     with pytest.raises(ValueError, match="backend 'fbgemm'"):
         quantize_model(model, "int8", backend="fbgemm")
+    with pytest.raises(ValueError, match="weight-only kernel 'cutlass'"):
+        quantize_model(model, "int4", kernel="cutlass", allow_reference=True)
     assert not any(isinstance(m, QuantizedLinear) for m in model.modules())  # failed calls changed nothing
     quantize_model(model, "int8")
     with pytest.raises(ValueError, match="already quantized"):

@@ -27,7 +27,7 @@ from torch import nn
 from stellarbyte.infer.quant.base import QuantizedLinear
 from stellarbyte.infer.quant.int8_dynamic import Int8DynamicLinear, ao_dynamic_linear
 from stellarbyte.infer.quant.schemes import GROUP_SIZES
-from stellarbyte.infer.quant.weight_only import WeightOnlyLinear
+from stellarbyte.infer.quant.weight_only import KERNELS, WeightOnlyLinear
 
 MODES = ("int8-dynamic", "int8-weight", "int4")
 ALIASES = {"int8": None, "int8-weight-only": "int8-weight", "int4-weight": "int4", "int4-weight-only": "int4",
@@ -105,16 +105,18 @@ def _skipped(name: str, skip: tuple[str, ...]) -> bool:
 
 def quantize_model(model: nn.Module, mode: str, group_size: int = 128, symmetric: bool = True,
                    skip: tuple[str, ...] | list[str] = ("lm_head",), backend: str = "auto",
-                   allow_reference: bool = False) -> QuantReport:
+                   allow_reference: bool = False, kernel: str = "auto") -> QuantReport:
     """Replace every nn.Linear of `model` (except names in `skip`) with its quantized version; returns a report.
 
-    backend applies to int8-dynamic: "ours" (Int8DynamicLinear), "ao" (torch.ao), "auto" (the measured faster,
-    where its conditions hold: float32 weights on CPU)."""
+    backend applies to int8-dynamic: "ours" (Int8DynamicLinear), "ao" (torch.ao), "auto" (see AUTO_INT8_DYNAMIC).
+    kernel applies to weight-only layers: "auto" | "triton" | "tinygemm" | "torch" (WeightOnlyLinear.kernel)."""
     device = next(model.parameters()).device
     mode = resolve_mode(mode, device)
     _check_device(mode, device, allow_reference)
     if mode == "int4" and group_size not in GROUP_SIZES:
         raise ValueError(f"group_size={group_size} is not supported; choose one of {GROUP_SIZES}")
+    if kernel not in KERNELS:
+        raise ValueError(f"unknown weight-only kernel {kernel!r}; choose one of {KERNELS}")
     if backend not in INT8_DYNAMIC_BACKENDS:
         raise ValueError(f"unknown int8-dynamic backend {backend!r}; choose one of {INT8_DYNAMIC_BACKENDS}")
     if any(isinstance(m, QuantizedLinear) or _is_ao_linear(m) for m in model.modules()):
@@ -127,6 +129,8 @@ def quantize_model(model: nn.Module, mode: str, group_size: int = 128, symmetric
             report.skipped.append(name)
             continue
         new = _convert(linear, mode, group_size, symmetric, backend, is_head=name.endswith("lm_head"))
+        if isinstance(new, WeightOnlyLinear):
+            new.kernel = kernel
         parent_name, _, leaf = name.rpartition(".")
         setattr(model.get_submodule(parent_name) if parent_name else model, leaf, new)
         report.quantized.append(name)

@@ -77,7 +77,7 @@ def _wo_kernel(X, W, S, Z, Out, M, N, K, sxm, sxk, swn, swk, ssn, ssg, som, son,
 
 
 SMALL = 1 << 20  # weights with fewer elements skip tuning: one safe tile (tests, toy models)
-CANDIDATES = [{"BN": bn, "BK": bk, "SPLIT_K": split} for bn in (32, 64, 128) for bk in (32, 64, 128)
+CANDIDATES = [{"BN": bn, "BK": bk, "SPLIT_K": split} for bn in (16, 32, 64, 128) for bk in (32, 64, 128)
               for split in (1, 4, 8)]
 _BEST: dict[tuple, dict] = {}  # (M bucket, N, K, bits, group, dtype, device) -> fastest candidate
 
