@@ -66,7 +66,7 @@ def part_decode():
              for s in (2, 3, 4)]
     ms, tile = sweep("decode256", args, 1, 1, tiles)
     print(f"decode B=256 mean ctx {sum(seq_lens) / 256:.0f}: best {ms * 1e3:.1f} us = "
-          f"{kv_bytes(seq_lens) / ms / 1e9:.0f} GB/s with {tile}")
+          f"{kv_bytes(seq_lens) / (ms * 1e-3) / 1e12:.2f} TB/s of K/V with {tile}")
     for splits in (2, 4):
         t = bench(lambda s=splits: paged_attention(*args, 0.088, max_query_len=1, num_splits=s, tile=tile))
         print(f"  decode256 with {splits} splits: {t * 1e3:.1f} us")
