@@ -333,9 +333,11 @@ class Trainer:
 
     # ---- the loop --------------------------------------------------------------------------------------
     def _on_signal(self, signum: int, frame: Any) -> None:
-        if self._stop_signal is not None:  # a second Ctrl-C: stop now (a save in progress stays atomic)
-            raise KeyboardInterrupt
-        self._stop_signal = signum
+        if self._stop_signal is not None and not self.dist.enabled:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now (a save in progress stays atomic)
+        # under torchrun a Ctrl-C reaches each worker twice (the terminal's, then the one torchrun forwards): a
+        # repeat is not a "stop now" there; torchrun itself SIGKILLs workers that have not exited after its timeout
+        self._stop_signal = self._stop_signal or signum
 
     def train(self, resume: bool = False) -> TrainResult:
         cfg = self.cfg
