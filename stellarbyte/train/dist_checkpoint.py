@@ -39,9 +39,24 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch.distributed.checkpoint.api import CheckpointException
 
 from stellarbyte.train.checkpoint import DCP_DIR, TRAIN_STATE_FILE, rng_state
 from stellarbyte.train.distributed import any_rank
+
+
+def _reason(err: BaseException) -> str:
+    """One line: the first failing rank's error for DCP's CheckpointException (a BaseException that wraps the
+    per-rank exceptions), else the error's first line."""
+    failures = getattr(err, "failures", None)
+    if isinstance(failures, dict) and failures:
+        rank, inner = next(iter(failures.items()))
+        err = inner[0] if isinstance(inner, tuple) else inner
+        prefix = f"rank {rank}: "
+    else:
+        prefix = ""
+    text = next((line for line in str(err).splitlines() if line.strip()), type(err).__name__)
+    return prefix + text[:300]
 
 
 def _gather(obj: Any, env) -> list[Any]:
@@ -85,11 +100,11 @@ def save(trainer) -> Path:
     try:
         # collective: DCP gathers every rank's write result and raises the same CheckpointException everywhere
         dcp_save({"model": model_sd, "optimizer": optim_sd}, checkpoint_id=str(tmp / DCP_DIR))
-    except Exception as err:
+    except (Exception, CheckpointException) as err:
         if env.is_main:
             shutil.rmtree(tmp, ignore_errors=True)
-        raise OSError(f"could not write checkpoint {name} under {mgr.dir} ({err}); the previous checkpoint is "
-                      f"intact; free disk space or choose another --run-dir") from err
+        raise OSError(f"could not write checkpoint {name} under {mgr.dir} ({_reason(err)}); the previous checkpoint "
+                      f"is intact; free disk space or choose another --run-dir") from err
 
     def write_train_state() -> None:
         by_dp = {g["dp_rank"]: g["data"] for g in gathered if g["tp_rank"] == 0}
@@ -153,8 +168,12 @@ def load(trainer, path: Path) -> None:
     model_sd, optim_sd = get_state_dict(trainer.model, trainer.optimizer)  # the current layout to load into
     with warnings.catch_warnings():  # DCP warns that it "assumes" one process: here that is the intent
         warnings.filterwarnings("ignore", message="torch.distributed is disabled")
-        dcp_load({"model": model_sd, "optimizer": optim_sd}, checkpoint_id=str(Path(path) / DCP_DIR),
-                 no_dist=not dist.is_initialized())  # one process without a group: read every shard itself
+        try:
+            dcp_load({"model": model_sd, "optimizer": optim_sd}, checkpoint_id=str(Path(path) / DCP_DIR),
+                     no_dist=not dist.is_initialized())  # one process without a group: read every shard itself
+        except (Exception, CheckpointException) as err:  # missing keys, shape mismatch
+            raise ValueError(f"{path}: this distributed checkpoint does not fit the current model and optimizer "
+                             f"({_reason(err)}); resume with the model config and optimizer that wrote it") from err
     set_state_dict(trainer.model, trainer.optimizer, model_state_dict=model_sd, optim_state_dict=optim_sd)
     state = torch.load(Path(path) / TRAIN_STATE_FILE, map_location="cpu", weights_only=True)
     load_progress(trainer, state, state.get("data"), state["rng"], state["world"]["world_size"])
@@ -179,6 +198,11 @@ def load_full_into_distributed(trainer, state: dict[str, Any]) -> None:
 
     names = {id(p): n for n, p in trainer.model.named_parameters()}
     saved = state["optimizer"]
+    have = [len(g["params"]) for g in trainer.optimizer.param_groups]
+    want = [len(g["params"]) for g in saved["param_groups"]]
+    if have != want:
+        raise ValueError(f"the checkpoint's optimizer has parameter groups of sizes {want}, this run's {have}; "
+                         f"resume with the model and optimizer settings that wrote it")
     groups, by_index = [], {}
     for group, saved_group in zip(trainer.optimizer.param_groups, saved["param_groups"]):
         fqns = [names[id(p)] for p in group["params"]]

@@ -131,6 +131,13 @@ def test_fsdp_checkpoint_resumes_on_one_process(tmp, data, reference, fsdp):
     assert rec["inputs"] == ref["inputs"][3:]  # exactly the samples the uninterrupted run read
 
 
+def test_a_checkpoint_of_another_architecture_is_a_clear_error(tmp, data, fsdp):
+    step3 = tmp / "fsdp" / "checkpoints" / "step_00000003"
+    with pytest.raises(ValueError, match="does not fit the current model and optimizer"):
+        run_in_process({"cfg": {**BASE, "run_dir": str(tmp / "wrong")}, "data": data, "resume": str(step3),
+                        "model": {"hidden_size": 32, "intermediate_size": 64}})
+
+
 def test_export_of_fsdp_checkpoint_loads_in_transformers(tmp, fsdp):
     from transformers import AutoModelForCausalLM
 
