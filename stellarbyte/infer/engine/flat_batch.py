@@ -98,8 +98,8 @@ class FlatBatchBuilder:
         for i, seq in enumerate(seqs):  # entries past a row's blocks are never read (seq_len bounds every read)
             table, cached = seq.block_table, rows[i]
             done = cached[2] if cached is not None and cached[:2] == (seq.seq_id, seq.num_preemptions) else 0
-            if done < len(table) or done > len(table):
-                done = min(done, len(table))
+            if done != len(table):
+                done = min(done, len(table))  # same sequence: write only its new blocks
                 tables[i, done:len(table)] = table[done:]
                 rows[i] = (seq.seq_id, seq.num_preemptions, len(table))
         for i in range(b, padded_b):  # pad rows: block 0 (never read: seq_len 0)
