@@ -45,7 +45,7 @@ from stellarbyte.train.checkpoint import DCP_DIR, TRAIN_STATE_FILE, rng_state
 from stellarbyte.train.distributed import any_rank
 
 
-def _reason(err: BaseException) -> str:
+def error_reason(err: BaseException) -> str:
     """One line: the first failing rank's error for DCP's CheckpointException (a BaseException that wraps the
     per-rank exceptions), else the error's first line."""
     failures = getattr(err, "failures", None)
@@ -103,8 +103,8 @@ def save(trainer) -> Path:
     except (Exception, CheckpointException) as err:
         if env.is_main:
             shutil.rmtree(tmp, ignore_errors=True)
-        raise OSError(f"could not write checkpoint {name} under {mgr.dir} ({_reason(err)}); the previous checkpoint "
-                      f"is intact; free disk space or choose another --run-dir") from err
+        raise OSError(f"could not write checkpoint {name} under {mgr.dir} ({error_reason(err)}); the previous "
+                      f"checkpoint is intact; free disk space or choose another --run-dir") from err
 
     def write_train_state() -> None:
         by_dp = {g["dp_rank"]: g["data"] for g in gathered if g["tp_rank"] == 0}
@@ -173,7 +173,8 @@ def load(trainer, path: Path) -> None:
                      no_dist=not dist.is_initialized())  # one process without a group: read every shard itself
         except (Exception, CheckpointException) as err:  # missing keys, shape mismatch
             raise ValueError(f"{path}: this distributed checkpoint does not fit the current model and optimizer "
-                             f"({_reason(err)}); resume with the model config and optimizer that wrote it") from err
+                             f"({error_reason(err)}); resume with the model config and optimizer that wrote "
+                             f"it") from err
     set_state_dict(trainer.model, trainer.optimizer, model_state_dict=model_sd, optim_state_dict=optim_sd)
     state = torch.load(Path(path) / TRAIN_STATE_FILE, map_location="cpu", weights_only=True)
     load_progress(trainer, state, state.get("data"), state["rng"], state["world"]["world_size"])

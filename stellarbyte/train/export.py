@@ -26,8 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.distributed.checkpoint.api import CheckpointException
 
 from stellarbyte.train.checkpoint import DCP_DIR, META_FILE, STATE_FILE, CheckpointManager, is_distributed_checkpoint
+from stellarbyte.train.dist_checkpoint import error_reason
 
 
 def load_checkpoint_model(source: str | os.PathLike):
@@ -51,7 +53,11 @@ def load_checkpoint_model(source: str | os.PathLike):
         state = model.state_dict()  # the one-process layout DCP reads the shards into
         with warnings.catch_warnings():  # DCP warns that it "assumes" one process: here that is the intent
             warnings.filterwarnings("ignore", message="torch.distributed is disabled")
-            dcp_load({"model": state}, checkpoint_id=str(ckpt / DCP_DIR), no_dist=True)  # this process reads all shards
+            try:
+                dcp_load({"model": state}, checkpoint_id=str(ckpt / DCP_DIR), no_dist=True)  # reads every shard
+            except (Exception, CheckpointException) as err:  # a damaged or foreign checkpoint
+                raise ValueError(f"{ckpt}: cannot read its model shards ({error_reason(err)}); is meta.json's "
+                                 f"model_config the model that wrote it?") from err
     else:
         state = torch.load(ckpt / STATE_FILE, map_location="cpu", weights_only=True)["model"]
     model.load_state_dict(state)
