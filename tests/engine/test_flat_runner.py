@@ -120,6 +120,9 @@ def test_backend_selection_and_errors():
     with pytest.raises(ValueError, match="ALiBi"):
         LLM(alibi, attention_backend="flat")
     assert LLM(alibi, attention_backend="auto").engine.attention_backend == "torch"
+    ntk = tiny_model(rope_config=dict(rope_type="dynamic", factor=2.0))
+    with pytest.raises(ValueError, match="dynamic-NTK"):
+        LLM(ntk, attention_backend="flat")
     with pytest.raises(ValueError, match="attention_backend"):
         EngineConfig(attention_backend="flash")
     with pytest.raises(ValueError, match="cuda_graphs"):

@@ -10,7 +10,8 @@ One step:
   3. the model runs on input_ids (1, N) with position_ids (1, N) and a FlatStepCache (flat_cache.py) that writes
      K/V at their slots and runs paged attention; logits_to_keep = each sequence's last token -> (B, V).
 Backends: "triton" (Triton kernels; CUDA graphs on CUDA) or "flat" (torch reference attention, CPU-testable).
-Unsupported models (ALiBi: its bias needs the slot distances the flat path does not build) raise ValueError.
+Unsupported models raise ValueError (auto picks the torch path for them): ALiBi (its bias needs the slot distances
+the flat path does not build) and dynamic-NTK RoPE (its frequencies follow the batch's longest position).
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ def flat_path_unsupported(config) -> str | None:
     """Why a model config cannot run on the flattened path, or None."""
     if config.position_embedding_type == "alibi":
         return "ALiBi adds a slot-distance bias that the paged-attention kernel does not compute"
+    rope = getattr(config, "rope_config", None)
+    if config.position_embedding_type in ("rope", "xpos") and rope is not None and rope.rope_type == "dynamic":
+        return "dynamic-NTK RoPE rescales with the batch's longest position, not each sequence's own length"
     if config.attention_type != "mha":
         return f"attention_type={config.attention_type!r} is not plain multi-head attention"
     return None
