@@ -63,23 +63,32 @@ def test_metadata_of_a_mixed_step():
     assert padded.input_ids.tolist()[2:] == [0, 0] and np.all(builder.host_np[builder.offsets[6] + 16:][:8] == 0)
 
 
-def test_flat_logits_equal_padded_reference_runner():
-    model = tiny_model().double()
+def _flat_vs_padded(model, backend, dtype, atol):
     c = model.config
-    caches = [PagedKVCache(c.num_hidden_layers, 16, 4, c.num_key_value_heads, c.head_dim, torch.float64)
+    caches = [PagedKVCache(c.num_hidden_layers, 16, 4, c.num_key_value_heads, c.head_dim, dtype, model.device)
               for _ in range(2)]
     bm, a, b, first = mixed_step()
     ref_runner = ModelRunner(model, caches[0])
-    flat = FlatModelRunner(model, caches[1], "flat", max_num_seqs=4, max_num_batched_tokens=32)
-    torch.testing.assert_close(flat.run(first).float(), ref_runner.run(first), rtol=0, atol=1e-6)  # both float32 casts
+    flat = FlatModelRunner(model, caches[1], backend, max_num_seqs=4, max_num_batched_tokens=32, cuda_graphs=False)
+    torch.testing.assert_close(flat.run(first).float(), ref_runner.run(first), rtol=0, atol=atol)
     a.num_computed_tokens, b.num_computed_tokens = 6, 5
     b.append_token(42)
     assert bm.allocate_slots(a, 5) and bm.allocate_slots(b, 1)
     step = ScheduledBatch([a, b], [5, 1])
-    torch.testing.assert_close(flat.run(step).float(), ref_runner.run(step), rtol=0, atol=1e-6)
-    # the same K/V landed in the same slots (eager attention takes its softmax in float32, hence 1e-6)
-    for layer in range(c.num_hidden_layers):
-        torch.testing.assert_close(caches[1].keys[layer], caches[0].keys[layer], rtol=0, atol=1e-6)
+    torch.testing.assert_close(flat.run(step).float(), ref_runner.run(step), rtol=0, atol=atol)
+    for layer in range(c.num_hidden_layers):  # the same K/V landed in the same slots
+        torch.testing.assert_close(caches[1].keys[layer], caches[0].keys[layer], rtol=0, atol=atol)
+        torch.testing.assert_close(caches[1].values[layer], caches[0].values[layer], rtol=0, atol=atol)
+
+
+def test_flat_logits_equal_padded_reference_runner():
+    # both runners return float32 logits; eager attention takes its softmax in float32: hence 1e-6 in float64
+    _flat_vs_padded(tiny_model().double(), "flat", torch.float64, atol=1e-6)
+
+
+def test_triton_logits_equal_padded_reference_runner(triton_device):
+    """The Triton kernels (interpreter on CPU) inside the runner vs the PagedStepCache path, float32."""
+    _flat_vs_padded(tiny_model().float().to(triton_device), "triton", torch.float32, atol=1e-4)
 
 
 @pytest.mark.parametrize("variant", ["llama", "mqa", "qk_norm_bias", "window", "xpos", "learned",
