@@ -4,8 +4,7 @@ Layout (ours; GPTQ packs eight codes per int32 the same way, torch's _convert_we
 its tensor-core kernel): codes (N, K) uint8 in [0, 15] -> packed (N, K // 2) uint8 with
     packed[n, j] = codes[n, 2j] | (codes[n, 2j + 1] << 4)      (even k in the low nibble, odd k in the high one)
 so a row of the packed matrix is one output channel, and a K-tile of BK codes is BK / 2 contiguous bytes: the
-Triton kernel loads bytes, splits nibbles with `& 0xF` and `>> 4`, and multiplies the low nibbles by the even-k
-columns of x and the high nibbles by the odd ones (no shuffle back into k order).
+Triton kernel loads bytes, splits nibbles with `& 0xF` and `>> 4`, and interleaves them back (tl.join).
 Packing is exact: unpack(pack(c)) == c for every code.
 """
 
