@@ -167,7 +167,11 @@ def cpu_section(args) -> list[dict]:
           f"{os.getloadavg()[0]:.2f}")
     rows, ref_ppl, speed_models = [], None, {}
     for label, kwargs in CPU_MODES:
-        model, nbytes = _variant(base, label, kwargs)
+        try:
+            model, nbytes = _variant(base, label, kwargs)
+        except ValueError as exc:  # e.g. a group size that does not divide this model's widths
+            rows.append({"section": "cpu", "model": args.model or args.config, "mode": label, "note": str(exc)})
+            continue
         ppl = perplexity(model, ids, seq)
         ref_ppl = ref_ppl or ppl
         rows.append({"section": "cpu", "model": args.model or args.config, "mode": label, "MiB": nbytes / 2**20,
@@ -177,7 +181,7 @@ def cpu_section(args) -> list[dict]:
     for label, res in cpu_speed(speed_models, prompt, args.decode_tokens, args.rounds).items():
         next(r for r in rows if r["mode"] == label).update(res)
     print_table(rows, ["mode", "MiB", "ppl", "ppl_delta_%", "generate_tok/s", "engine_tok/s", "greedy_agree",
-                       "load_avg"])
+                       "load_avg", "note"])
     if args.speed_config:  # the same speed table for a larger random-weight shape (no perplexity: random weights)
         from stellarbyte import ByteConfig, ByteModel
         from stellarbyte.bench._configs import get_config
