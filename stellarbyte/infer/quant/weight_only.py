@@ -9,8 +9,8 @@ forward(x) = x @ dequant(W)^T + b, computed one of two ways:
          int4 weight-only path), fed by peers.int4pack_linear from our layout; built once per device, lazily.
 Which one runs: forward(backend=...), else the layer's `kernel` (quantize_model(kernel=...)), else the kernel
 registry's setting (use_backend(), STELLARBYTE_KERNELS). "auto" on CUDA at decode sizes takes tinygemm for
-bf16 int4 -- it measured 1.7-1.8x faster than our Triton kernel per call at M = 1 on the H100
-(docs/quantization.md) -- and our Triton kernel for int8 (torch's int8 kernel measured 8-20x slower than ours)
+bf16 int4 -- it measured 1.8-2.4x faster than our Triton kernel per call at M = 1 on the H100
+(docs/quantization.md) -- and our Triton kernel for int8 (torch's int8 kernel measured 8-30x slower than ours)
 and for other dtypes; "triton" forces ours (on CPU only under TRITON_INTERPRET=1, as the tests run it).
 
 Storage (bytes per weight): int8 1 + 4/K; int4 0.5 + 5/G (float32 scale and uint8 zero per group), e.g.
