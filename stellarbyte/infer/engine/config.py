@@ -11,6 +11,9 @@ Attention backends (which model runner runs a step):
   "triton" flat_runner.FlatModelRunner with the Triton paged-attention kernel; with cuda_graphs on a GPU, decode
            steps replay captured CUDA graphs
   "auto"   "triton" on CUDA when triton is importable and the model suits the flat path, else "torch"
+compile_decode (flat runners only): decode steps of up to compile_max_batch_size sequences run a torch.compile'd
+forward (fused elementwise work around custom-op attention), captured in the CUDA graphs; None = on for "triton"
+with CUDA graphs on a GPU. It costs start-up time (one compile per captured batch size up to the limit).
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ class EngineConfig:
     attention_backend: str = "auto"  # "auto" | "torch" | "flat" | "triton" (see the module docstring)
     cuda_graphs: bool = True  # capture decode steps in CUDA graphs (triton backend on CUDA only)
     overlap_steps: bool | None = None  # launch step i+1 before building step i's outputs (None: on for flat/CUDA)
+    compile_decode: bool | None = None  # torch.compile small decode steps (None: on for triton + graphs on CUDA)
+    compile_max_batch_size: int = 8  # the largest decode batch (padded graph size) that runs compiled
 
     def __post_init__(self) -> None:
         for name in ("block_size", "max_num_seqs", "max_num_batched_tokens"):
@@ -53,6 +58,11 @@ class EngineConfig:
                              f"{ATTENTION_BACKENDS}")
         if self.overlap_steps is not None and not isinstance(self.overlap_steps, bool):
             raise ValueError(f"EngineConfig.overlap_steps={self.overlap_steps!r} must be True, False or None")
+        if self.compile_decode is not None and not isinstance(self.compile_decode, bool):
+            raise ValueError(f"EngineConfig.compile_decode={self.compile_decode!r} must be True, False or None")
+        if not isinstance(self.compile_max_batch_size, int) or self.compile_max_batch_size < 1:
+            raise ValueError(f"EngineConfig.compile_max_batch_size={self.compile_max_batch_size!r} must be an int "
+                             f">= 1 (decode batches up to this size run compiled)")
         if not isinstance(self.cuda_graphs, bool):
             raise ValueError(f"EngineConfig.cuda_graphs={self.cuda_graphs!r} must be True or False")
 

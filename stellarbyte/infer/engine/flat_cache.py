@@ -7,6 +7,8 @@ scheduled token (flat_batch.py); the step metadata says which tokens belong to w
 Backends (same signatures, stellarbyte/kernels/reference/paged_attention.py vs stellarbyte/kernels/ops/):
   "flat"   the torch reference (any device, any dtype; reads metadata on the host, so not graph-safe)
   "triton" the Triton kernels (CUDA, or CPU under TRITON_INTERPRET=1); no host reads, so CUDA graphs can capture it
+While torch.compile traces the step (flat_runner.py's compile_decode), attend() calls the same functions through
+their torch.library custom ops (stellarbyte/kernels/ops/paged_library.py): one opaque node each, no graph break.
 """
 
 from __future__ import annotations
@@ -55,8 +57,15 @@ class FlatStepCache(KVCache):
                scale: float) -> torch.Tensor:
         k_cache, v_cache = self.storage.keys[layer_idx], self.storage.values[layer_idx]
         q = query[0].transpose(0, 1)  # (N, Hq, D), a view: the projection's (N, H, D) layout
-        self.write_kv(key[0].transpose(0, 1), value[0].transpose(0, 1), k_cache, v_cache, self.meta.slot_mapping)
+        k, v = key[0].transpose(0, 1), value[0].transpose(0, 1)  # (N, Hkv, D)
         m = self.meta
+        if torch.compiler.is_compiling():  # custom ops: opaque to dynamo, fused around by inductor
+            ops = torch.ops.stellarbyte
+            ops.paged_write_kv(k, v, k_cache, v_cache, m.slot_mapping, self.backend)
+            out = ops.paged_attention(q, k_cache, v_cache, m.cu_seqlens_q, m.seq_lens, m.block_tables, scale,
+                                      self.sliding_window or 0, m.max_query_len, self.num_splits, self.backend)
+            return out.transpose(0, 1)[None]  # (1, Hq, N, D)
+        self.write_kv(k, v, k_cache, v_cache, m.slot_mapping)
         if self.backend == "triton":
             out = self.paged_attention(q, k_cache, v_cache, m.cu_seqlens_q, m.seq_lens, m.block_tables, scale,
                                        self.sliding_window, max_query_len=m.max_query_len, num_splits=self.num_splits)

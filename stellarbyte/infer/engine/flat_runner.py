@@ -9,6 +9,11 @@ One step:
      graph (cuda_graphs.py) padded to the next captured batch size; steps with prefill tokens run eagerly;
   3. the model runs on input_ids (1, N) with position_ids (1, N) and a FlatStepCache (flat_cache.py) that writes
      K/V at their slots and runs paged attention; logits_to_keep = each sequence's last token -> (B, V).
+compile_decode: decode steps of up to compile_max_batch_size sequences run a torch.compile'd forward (inductor fuses
+RMSNorm, QK-norm, RoPE, SiLU * up and the residual adds; paged attention and the KV write are custom ops,
+kernels/ops/paged_library.py), compiled once per captured batch size at start-up and then captured in the CUDA
+graphs, so a batch-1 decode replays fewer, fused kernels. Larger decode steps and prefill steps stay eager (there
+the step is attention- and GEMM-bound, and compiling every size would cost start-up time).
 Backends: "triton" (Triton kernels; CUDA graphs on CUDA) or "flat" (torch reference attention, CPU-testable).
 Unsupported models raise ValueError (auto picks the torch path for them): ALiBi (its bias needs the slot distances
 the flat path does not build) and dynamic-NTK RoPE (its frequencies follow the batch's longest position).
@@ -39,7 +44,7 @@ def flat_path_unsupported(config) -> str | None:
 
 class FlatModelRunner:
     def __init__(self, model, cache: PagedKVCache, backend: str, max_num_seqs: int, max_num_batched_tokens: int,
-                 cuda_graphs: bool = True) -> None:
+                 cuda_graphs: bool = True, compile_decode: bool = False, compile_max_batch_size: int = 8) -> None:
         reason = flat_path_unsupported(model.config)
         if reason:
             raise ValueError(f"attention_backend={backend!r} cannot run this model: {reason}; use "
@@ -56,6 +61,15 @@ class FlatModelRunner:
         max_seqs = max([max_num_seqs, *sizes])
         self.builder = FlatBatchBuilder(max(max_num_batched_tokens, max_seqs), max_seqs, width, self.block_size,
                                         self.device)
+        self.compile_max_batch_size = compile_max_batch_size if compile_decode else 0
+        self.compiled = None
+        if compile_decode:
+            import stellarbyte.kernels.ops.paged_library  # noqa: F401  (registers torch.ops.stellarbyte.paged_*)
+
+            model.model.reserve_positions(context, self.device)  # no table growth (host reads) while tracing
+            # one graph per batch size (dynamic=False: static shapes, no symbolic-size kernels); fullgraph: a graph
+            # break would silently fall back to eager pieces
+            self.compiled = torch.compile(self._model_forward, dynamic=False, fullgraph=True)
         self.graphs = None
         if use_graphs:
             model.model.reserve_positions(context, self.device)  # no table growth (host reads) under capture
@@ -69,11 +83,29 @@ class FlatModelRunner:
 
         return default_num_splits(meta.num_tokens, self.num_kv_heads, meta.max_query_len, self.device)
 
+    def uses_compiled(self, meta: FlatStepMetadata) -> bool:
+        """Decode steps of up to compile_max_batch_size sequences (padding included) run the compiled forward."""
+        return (self.compiled is not None and meta.max_query_len == 1
+                and meta.num_seqs <= self.compile_max_batch_size)
+
     def forward(self, meta: FlatStepMetadata) -> torch.Tensor:
         """Logits (B, V) at each sequence's last token, in the model's dtype."""
-        cache = FlatStepCache(self.cache, meta, self.backend, self.window, self.num_splits(meta))
-        out = self.model(meta.input_ids[None], position_ids=meta.positions[None], past_key_values=cache,
-                         logits_to_keep=meta.logits_indices)
+        splits = self.num_splits(meta)  # a host int, decided outside the compiled graph
+        if self.uses_compiled(meta):
+            return self.compiled(meta.input_ids, meta.positions, meta.slot_mapping, meta.cu_seqlens_q, meta.seq_lens,
+                                 meta.block_tables, meta.logits_indices, meta.max_query_len, splits)
+        return self._model_forward(meta.input_ids, meta.positions, meta.slot_mapping, meta.cu_seqlens_q,
+                                   meta.seq_lens, meta.block_tables, meta.logits_indices, meta.max_query_len, splits)
+
+    def _model_forward(self, input_ids: torch.Tensor, positions: torch.Tensor, slot_mapping: torch.Tensor,
+                       cu_seqlens_q: torch.Tensor, seq_lens: torch.Tensor, block_tables: torch.Tensor,
+                       logits_indices: torch.Tensor, max_query_len: int, num_splits: int) -> torch.Tensor:
+        """The model on one flattened row; tensors in, (B, V) logits out (what torch.compile traces)."""
+        meta = FlatStepMetadata(input_ids.shape[0], seq_lens.shape[0], max_query_len, input_ids, positions,
+                                slot_mapping, cu_seqlens_q, seq_lens, block_tables, logits_indices)
+        cache = FlatStepCache(self.cache, meta, self.backend, self.window, num_splits)
+        out = self.model(input_ids[None], position_ids=positions[None], past_key_values=cache,
+                         logits_to_keep=logits_indices)
         return out.logits[0]
 
     @torch.inference_mode()

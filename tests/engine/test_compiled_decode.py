@@ -1,0 +1,94 @@
+"""compile_decode: the torch.compile'd decode forward (inductor on CPU here, paged attention and the KV write as
+custom ops) against the eager flat runner: the same logits at a decode step, the same greedy tokens as the eager
+engine and generate(), one compiled graph per decode batch size, and no copy of the KV cache in the compiled code
+(the custom op's in-place write must survive functionalization)."""
+
+import pytest
+import torch
+from tiny_models import tiny_model
+
+from stellarbyte.infer.engine import LLM, SamplingParams
+from stellarbyte.infer.engine.config import EngineConfig
+from stellarbyte.infer.engine.scheduler import ScheduledBatch
+from stellarbyte.kernels.ops import paged_library
+
+QWEN_LIKE = dict(qk_norm=True, num_key_value_heads=2, tie_word_embeddings=True)  # the benchmark's features
+
+
+@pytest.mark.slow  # one inductor compile on CPU: ~20 s on 2 shared cores
+def test_compiled_decode_matches_eager_step_and_generate():
+    from torch._dynamo.utils import counters
+    from torch._inductor.utils import run_and_get_code
+
+    torch._dynamo.reset()
+    counters.clear()
+    model = tiny_model(**QWEN_LIKE)
+    ps = [[5, 9, 2, 7, 1], list(range(7, 30)), [9]]
+    greedy = SamplingParams(temperature=0, max_tokens=6, ignore_eos=True)
+    options = dict(attention_backend="flat", num_blocks=64, block_size=4, max_num_seqs=4)
+    eager = LLM(model, **options)
+    compiled = LLM(model, compile_decode=True, compile_max_batch_size=4, **options)
+    assert eager.engine.runner.compiled is None and compiled.engine.runner.compiled is not None
+
+    outs, codes = run_and_get_code(lambda: compiled.generate(ps, greedy))
+    expected = [o.outputs[0].token_ids for o in eager.generate(ps, greedy)]
+    assert [o.outputs[0].token_ids for o in outs] == expected
+    for p, tokens in zip(ps, expected):
+        ref = model.generate(torch.tensor([p]), max_new_tokens=6, eos_token_id=[])[0, len(p):].tolist()
+        assert tokens == ref
+    # one graph for the decode steps of 3 sequences (prefill steps stay eager), no recompile step after step
+    assert counters["stats"]["unique_graphs"] == 1
+    code = "\n".join(codes)
+    layers = model.config.num_hidden_layers
+    assert code.count("torch.ops.stellarbyte.paged_write_kv.default(") == layers
+    assert code.count("torch.ops.stellarbyte.paged_attention.default(") == layers
+    assert "clone" not in code and ".copy_(" not in code  # the cache is written in place, never copied
+
+    # one decode step by hand: compiled logits == eager logits (same runner, same metadata, same cache)
+    runner = compiled.engine.runner
+    engine = compiled.engine
+    for p in ps:
+        engine.add_request(p, SamplingParams(temperature=0, max_tokens=4, ignore_eos=True))
+    engine.step()  # prefill of all three prompts (eager)
+    batch = engine.scheduler.schedule()
+    assert max(batch.num_new_tokens) == 1
+    meta = runner.builder.build(ScheduledBatch(batch.seqs, batch.num_new_tokens))
+    assert runner.uses_compiled(meta)
+    with torch.inference_mode():
+        got = runner.forward(meta)
+        want = runner._model_forward(meta.input_ids, meta.positions, meta.slot_mapping, meta.cu_seqlens_q,
+                                     meta.seq_lens, meta.block_tables, meta.logits_indices, 1, 1)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    assert got.shape == (3, model.config.vocab_size)
+    for rid in list(engine.requests):
+        engine.abort_request(rid)
+
+
+def test_compile_decode_config_errors_and_default():
+    with pytest.raises(ValueError, match="compile_decode"):
+        EngineConfig(compile_decode="yes")
+    with pytest.raises(ValueError, match="compile_max_batch_size"):
+        EngineConfig(compile_max_batch_size=0)
+    llm = LLM(tiny_model(), attention_backend="flat", num_blocks=16, block_size=4)
+    assert llm.engine.runner.compiled is None  # auto: compile only for triton + CUDA graphs on a GPU
+
+
+def test_paged_custom_ops_equal_the_reference():
+    """The custom ops called directly (eager) compute what the reference functions compute."""
+    from stellarbyte.kernels.reference.paged_attention import paged_attention, write_kv
+
+    g = torch.Generator().manual_seed(0)
+    kc, vc = torch.zeros(6, 4, 2, 8), torch.zeros(6, 4, 2, 8)
+    k, v = torch.randn(3, 2, 8, generator=g), torch.randn(3, 2, 8, generator=g)
+    slots = torch.tensor([5, -1, 13])
+    torch.ops.stellarbyte.paged_write_kv(k, v, kc, vc, slots, "flat")
+    kr, vr = torch.zeros_like(kc), torch.zeros_like(vc)
+    write_kv(k, v, kr, vr, slots)
+    assert torch.equal(kc, kr) and torch.equal(vc, vr) and kc.view(-1, 2, 8)[5].equal(k[0])
+    q = torch.randn(3, 4, 8, generator=g)
+    cu, lens = torch.tensor([0, 2, 3]), torch.tensor([6, 3])
+    tables = torch.tensor([[1, 3, 0], [2, 0, 0]])
+    got = torch.ops.stellarbyte.paged_attention(q, kc, vc, cu, lens, tables, 0.3, 0, 2, 1, "flat")
+    torch.testing.assert_close(got, paged_attention(q, kc, vc, cu, lens, tables, 0.3, None))
+    with pytest.raises(ValueError, match="unknown backend"):
+        paged_library.paged_attention(q, kc, vc, cu, lens, tables, 0.3, 0, 2, 1, "cuda")
