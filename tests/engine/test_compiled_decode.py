@@ -1,7 +1,8 @@
 """compile_decode: the torch.compile'd decode forward (inductor on CPU here, paged attention and the KV write as
-custom ops) against the eager flat runner: the same logits at a decode step, the same greedy tokens as the eager
-engine and generate(), one compiled graph per decode batch size, and no copy of the KV cache in the compiled code
-(the custom op's in-place write must survive functionalization)."""
+custom ops, q/k/v and gate/up fused into one GEMM each) against the eager flat runner: the same logits at a decode
+step, the same greedy tokens as the eager engine and generate(), one compiled graph per decode batch size, 4 GEMMs
+per layer, and no copy of the KV cache in the compiled code (the custom op's in-place write must survive
+functionalization). The projection-fusion pass alone: outputs equal the unfused module's, with and without bias."""
 
 import pytest
 import torch
@@ -43,6 +44,9 @@ def test_compiled_decode_matches_eager_step_and_generate():
     assert code.count("torch.ops.stellarbyte.paged_write_kv.default(") == layers
     assert code.count("torch.ops.stellarbyte.paged_attention.default(") == layers
     assert "clone" not in code and ".copy_(" not in code  # the cache is written in place, never copied
+    # fuse_projections (default on): q/k/v and gate/up as one GEMM each -> qkv, o, gate_up, down per layer + lm_head
+    assert compiled.engine.runner.fused_groups == [2 * layers]
+    assert code.count("extern_kernels.mm(") + code.count("extern_kernels.addmm(") == 4 * layers + 1
 
     # one decode step by hand: compiled logits == eager logits (same runner, same metadata, same cache)
     runner = compiled.engine.runner
@@ -92,3 +96,38 @@ def test_paged_custom_ops_equal_the_reference():
     torch.testing.assert_close(got, paged_attention(q, kc, vc, cu, lens, tables, 0.3, None))
     with pytest.raises(ValueError, match="unknown backend"):
         paged_library.paged_attention(q, kc, vc, cu, lens, tables, 0.3, 0, 2, 1, "cuda")
+
+
+class _Siblings(torch.nn.Module):
+    def __init__(self, bias: bool) -> None:
+        super().__init__()
+        self.q, self.k, self.v = (torch.nn.Linear(8, n, bias=bias) for n in (6, 4, 4))
+        self.o = torch.nn.Linear(14, 8, bias=bias)
+
+    def forward(self, x):
+        h = torch.cat([self.q(x).relu(), self.k(x) * 2, self.v(x)], -1)
+        return self.o(h)  # o reads another input: not fused
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_fuse_sibling_linears_pass(bias):
+    from stellarbyte.infer.engine.fuse_projections import fuse_sibling_linears
+
+    torch.manual_seed(0)
+    module, x = _Siblings(bias), torch.randn(3, 5, 8)
+    weights, seen = {}, []
+
+    def backend(gm, example_inputs):  # the pass alone, the rewritten graph run eagerly
+        seen.append(fuse_sibling_linears(gm, example_inputs, weights))
+        linears = [n for n in gm.graph.nodes if n.op == "call_function" and n.target is torch._C._nn.linear]
+        seen.append(len(linears))
+        return gm.forward
+
+    torch._dynamo.reset()
+    with torch.no_grad():
+        got = torch.compile(module, backend=backend, fullgraph=True)(x)
+        torch.testing.assert_close(got, module(x), rtol=1e-6, atol=1e-6)
+    assert seen == [1, 2]  # one group (q, k, v) -> one linear, plus o
+    (fused_w, fused_b), = weights.values()
+    assert fused_w.shape == (14, 8) and torch.equal(fused_w[6:10], module.k.weight)
+    assert (fused_b is None) == (not bias)

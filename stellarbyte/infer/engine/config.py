@@ -14,6 +14,8 @@ Attention backends (which model runner runs a step):
 compile_decode (flat runners only): decode steps of up to compile_max_batch_size sequences run a torch.compile'd
 forward (fused elementwise work around custom-op attention), captured in the CUDA graphs; None = on for "triton"
 with CUDA graphs on a GPU. It costs start-up time (one compile per captured batch size up to the limit).
+fuse_projections (with compile_decode): the compiled step runs q/k/v and gate/up as one GEMM each, from a fused copy
+of those weights built at start-up (the model's modules and names are untouched; fuse_projections.py).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class EngineConfig:
     overlap_steps: bool | None = None  # launch step i+1 before building step i's outputs (None: on for flat/CUDA)
     compile_decode: bool | None = None  # torch.compile small decode steps (None: on for triton + graphs on CUDA)
     compile_max_batch_size: int = 8  # the largest decode batch (padded graph size) that runs compiled
+    fuse_projections: bool = True  # in the compiled step: q/k/v -> one GEMM, gate/up -> one GEMM
 
     def __post_init__(self) -> None:
         for name in ("block_size", "max_num_seqs", "max_num_batched_tokens"):
@@ -63,6 +66,8 @@ class EngineConfig:
         if not isinstance(self.compile_max_batch_size, int) or self.compile_max_batch_size < 1:
             raise ValueError(f"EngineConfig.compile_max_batch_size={self.compile_max_batch_size!r} must be an int "
                              f">= 1 (decode batches up to this size run compiled)")
+        if not isinstance(self.fuse_projections, bool):
+            raise ValueError(f"EngineConfig.fuse_projections={self.fuse_projections!r} must be True or False")
         if not isinstance(self.cuda_graphs, bool):
             raise ValueError(f"EngineConfig.cuda_graphs={self.cuda_graphs!r} must be True or False")
 

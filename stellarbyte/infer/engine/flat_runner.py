@@ -13,7 +13,8 @@ compile_decode: decode steps of up to compile_max_batch_size sequences run a tor
 RMSNorm, QK-norm, RoPE, SiLU * up and the residual adds; paged attention and the KV write are custom ops,
 kernels/ops/paged_library.py), compiled once per captured batch size at start-up and then captured in the CUDA
 graphs, so a batch-1 decode replays fewer, fused kernels. Larger decode steps and prefill steps stay eager (there
-the step is attention- and GEMM-bound, and compiling every size would cost start-up time).
+the step is attention- and GEMM-bound, and compiling every size would cost start-up time). With fuse_projections the
+compiled graph also computes q/k/v and gate/up as one GEMM each (fuse_projections.py; the model is untouched).
 Backends: "triton" (Triton kernels; CUDA graphs on CUDA) or "flat" (torch reference attention, CPU-testable).
 Unsupported models raise ValueError (auto picks the torch path for them): ALiBi (its bias needs the slot distances
 the flat path does not build) and dynamic-NTK RoPE (its frequencies follow the batch's longest position).
@@ -26,6 +27,7 @@ import torch
 from stellarbyte.infer.engine.cuda_graphs import DecodeGraphs, capture_sizes
 from stellarbyte.infer.engine.flat_batch import FlatBatchBuilder, FlatStepMetadata
 from stellarbyte.infer.engine.flat_cache import FlatStepCache
+from stellarbyte.infer.engine.fuse_projections import fusing_inductor_backend
 from stellarbyte.infer.engine.kv_cache import PagedKVCache
 from stellarbyte.infer.engine.scheduler import ScheduledBatch
 
@@ -44,7 +46,8 @@ def flat_path_unsupported(config) -> str | None:
 
 class FlatModelRunner:
     def __init__(self, model, cache: PagedKVCache, backend: str, max_num_seqs: int, max_num_batched_tokens: int,
-                 cuda_graphs: bool = True, compile_decode: bool = False, compile_max_batch_size: int = 8) -> None:
+                 cuda_graphs: bool = True, compile_decode: bool = False, compile_max_batch_size: int = 8,
+                 fuse_projections: bool = False) -> None:
         reason = flat_path_unsupported(model.config)
         if reason:
             raise ValueError(f"attention_backend={backend!r} cannot run this model: {reason}; use "
@@ -69,7 +72,10 @@ class FlatModelRunner:
             model.model.reserve_positions(context, self.device)  # no table growth (host reads) while tracing
             # one graph per batch size (dynamic=False: static shapes, no symbolic-size kernels); fullgraph: a graph
             # break would silently fall back to eager pieces
-            self.compiled = torch.compile(self._model_forward, dynamic=False, fullgraph=True)
+            self.fused_weights: dict = {}  # shared by the graphs of every batch size
+            self.fused_groups: list[int] = []  # projection groups fused, per compiled graph
+            backend = fusing_inductor_backend(self.fused_weights, self.fused_groups) if fuse_projections else "inductor"
+            self.compiled = torch.compile(self._model_forward, backend=backend, dynamic=False, fullgraph=True)
         self.graphs = None
         if use_graphs:
             model.model.reserve_positions(context, self.device)  # no table growth (host reads) under capture

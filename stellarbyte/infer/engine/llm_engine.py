@@ -71,7 +71,7 @@ class LLMEngine:
                 self.attention_backend == "triton" and cfg.cuda_graphs and model.device.type == "cuda")
             self.runner = FlatModelRunner(model, self.kv_cache, self.attention_backend, cfg.max_num_seqs,
                                           cfg.max_num_batched_tokens, cfg.cuda_graphs, compile_decode,
-                                          cfg.compile_max_batch_size)
+                                          cfg.compile_max_batch_size, cfg.fuse_projections)
         # overlap the host's per-step work with the GPU (see step()); the synchronous order elsewhere
         self.overlap = cfg.overlap_steps if cfg.overlap_steps is not None else (
             self.attention_backend != "torch" and model.device.type == "cuda")
