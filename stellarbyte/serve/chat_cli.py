@@ -33,7 +33,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, TextIO
 
 from stellarbyte.infer.engine import LLM, LLMEngine, SamplingParams
@@ -255,7 +254,7 @@ def add_parser(subparsers: Any, verb: str) -> None:
                    help="int8: dynamic int8 linear layers for CPU inference (stellarbyte.infer.quant)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default=None,
-                   help="weights and KV dtype (default: as saved)")
+                   help="weights and KV dtype (default: bfloat16 on CUDA, float32 on CPU)")
     p.add_argument("--num-blocks", type=int, default=None,
                    help="KV pool size in blocks (default: four context windows, so earlier turns stay cached)")
     p.add_argument("--block-size", type=int, default=16, help="tokens per KV block (default 16)")
@@ -266,41 +265,15 @@ def add_parser(subparsers: Any, verb: str) -> None:
 
 def build_llm(args: argparse.Namespace) -> LLM:
     """Load the model (optionally quantized) and its tokenizer into an engine sized for one conversation."""
-    import torch
+    from stellarbyte.serve.loading import load_for_inference
 
-    from stellarbyte import ByteModel
-    from stellarbyte.tokenizer import ByteTokenizer
-
-    model_dir = Path(args.model_dir)
-    if not (model_dir / "config.json").is_file():
-        raise FileNotFoundError(f"{model_dir} has no config.json; pass a directory written by save_pretrained "
-                                f"(e.g. a quickstart run's sft/ directory)")
-    tok_dir = Path(args.tokenizer or model_dir)
-    if not (tok_dir / "tokenizer.json").is_file():
-        raise FileNotFoundError(f"no tokenizer.json in {tok_dir}; pass --tokenizer DIR")
     if args.block_size < 1 or (args.num_blocks is not None and args.num_blocks < 1):
         raise ValueError("--block-size and --num-blocks must be >= 1")
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads {args.threads} must be >= 1")
-        torch.set_num_threads(args.threads)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = ByteModel.from_pretrained(model_dir).eval()
-    model = model.to(device=device, dtype=getattr(torch, args.dtype) if args.dtype else None)
-    if args.quantize != "none":
-        try:
-            from stellarbyte.infer.quant import quantize_model
-        except ImportError as err:
-            raise ValueError(f"--quantize {args.quantize} needs stellarbyte.infer.quant, which this install lacks "
-                             f"({err}); run with --quantize none") from None
-        report = quantize_model(model, args.quantize)
-        summary = getattr(report, "summary", None)
-        if callable(summary):
-            print(f"quantized {summary()}", file=sys.stderr)
+    model, tokenizer = load_for_inference(args.model_dir, args.tokenizer, args.device, args.dtype, args.quantize,
+                                          args.threads)
     per_window = -(-model.config.context_length // args.block_size)
     num_blocks = args.num_blocks or 4 * per_window
-    return LLM(model, tokenizer=ByteTokenizer.from_pretrained(tok_dir), block_size=args.block_size,
-               num_blocks=num_blocks, max_num_seqs=1)
+    return LLM(model, tokenizer=tokenizer, block_size=args.block_size, num_blocks=num_blocks, max_num_seqs=1)
 
 
 def run(args: argparse.Namespace) -> int:

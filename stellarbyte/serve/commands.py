@@ -86,48 +86,13 @@ def add_parser(subparsers: Any, verb: str) -> None:
     p.set_defaults(func=run)
 
 
-def _resolve_device_dtype(device: str, dtype: str) -> tuple[Any, Any]:
-    import torch
-
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {device} but CUDA is not available; use --device cpu")
-    if dtype == "auto":
-        return dev, torch.bfloat16 if dev.type == "cuda" else torch.float32
-    return dev, getattr(torch, dtype)
-
-
 def build_llm(args: argparse.Namespace) -> Any:
     """The engine the server runs (LLM), with the model loaded, cast, moved and quantized."""
-    import torch
-
-    from stellarbyte import ByteModel
     from stellarbyte.infer.engine import LLM
-    from stellarbyte.tokenizer.tokenizer import ByteTokenizer
+    from stellarbyte.serve.loading import load_for_inference
 
-    model_dir = Path(args.model_dir)
-    if not (model_dir / "config.json").is_file():
-        raise FileNotFoundError(f"{model_dir} has no config.json; pass a directory saved by save_pretrained "
-                                f"(e.g. a quickstart run's model/)")
-    tok_dir = Path(args.tokenizer or model_dir)
-    if not (tok_dir / "tokenizer.json").is_file():
-        raise FileNotFoundError(f"no tokenizer.json in {tok_dir}; the server needs a tokenizer (--tokenizer DIR)")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device, dtype = _resolve_device_dtype(args.device, args.dtype)
-    model = ByteModel.from_pretrained(model_dir).to(device=device, dtype=dtype).eval()
-    if args.quantize != "none":
-        try:
-            from stellarbyte.infer.quant import quantize_model
-        except ImportError as err:
-            raise ValueError(f"--quantize {args.quantize} needs stellarbyte.infer.quant, which this build lacks "
-                             f"({err}); use --quantize none") from None
-        report = quantize_model(model, args.quantize)  # swaps the nn.Linear layers in place
-        summary = getattr(report, "summary", None)
-        if callable(summary):
-            print(f"quantized {summary()}", flush=True)
+    model, tokenizer = load_for_inference(args.model_dir, args.tokenizer, args.device, args.dtype, args.quantize,
+                                          args.threads or None)
     engine = dict(block_size=args.block_size, max_num_seqs=args.max_num_seqs,
                   max_num_batched_tokens=args.max_num_batched_tokens, num_blocks=args.num_blocks,
                   enable_prefix_caching=not args.no_prefix_caching,
@@ -135,7 +100,7 @@ def build_llm(args: argparse.Namespace) -> Any:
                   cuda_graphs=not args.no_cuda_graphs)
     if args.kv_memory is not None:
         engine["kv_cache_memory_bytes"] = parse_bytes(args.kv_memory)
-    return LLM(model, tokenizer=ByteTokenizer.from_pretrained(tok_dir), **engine)
+    return LLM(model, tokenizer=tokenizer, **engine)
 
 
 def run(args: argparse.Namespace) -> int:
