@@ -39,3 +39,18 @@ VARIANTS = {
     "geglu_layerscale_tied": dict(mlp_type="geglu", layer_scale_init=0.1, tie_word_embeddings=True),
     "relu2": dict(mlp_type="relu2"),
 }
+
+
+def save_tiny_model_dir(out, text: str = "the cat sat on the mat. the dog ran to the park and back again.\n",
+                        vocab_size: int = 300, **overrides):
+    """A model directory as save_pretrained writes it, with a tiny BPE tokenizer trained on `text` * 50.
+
+    Returns (model, tokenizer); the model's vocabulary and EOS id follow the tokenizer's."""
+    from stellarbyte.tokenizer import train_tokenizer
+
+    corpus = out / "corpus.txt"
+    corpus.write_text(text * 50)
+    tok = train_tokenizer([str(corpus)], vocab_size, out)
+    model = tiny_model(vocab_size=tok.vocab_size, eos_token_id=tok.eos_token_id, **overrides)
+    model.save_pretrained(out)
+    return model, tok

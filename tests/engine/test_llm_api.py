@@ -3,7 +3,7 @@ budget, the paged step cache against a plain forward, and clear errors for bad r
 
 import pytest
 import torch
-from tiny_models import tiny_model
+from tiny_models import save_tiny_model_dir, tiny_model
 
 from stellarbyte.infer.engine import LLM, EngineConfig, SamplingParams
 from stellarbyte.infer.engine.block_manager import BlockManager
@@ -11,7 +11,6 @@ from stellarbyte.infer.engine.kv_cache import PagedKVCache, bytes_per_block
 from stellarbyte.infer.engine.model_runner import ModelRunner
 from stellarbyte.infer.engine.scheduler import ScheduledBatch
 from stellarbyte.infer.engine.sequence import Sequence
-from stellarbyte.tokenizer import train_tokenizer
 
 GREEDY = SamplingParams(temperature=0, max_tokens=8, ignore_eos=True)
 
@@ -19,11 +18,7 @@ GREEDY = SamplingParams(temperature=0, max_tokens=8, ignore_eos=True)
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("engine_ckpt")
-    corpus = out / "corpus.txt"
-    corpus.write_text("the cat sat on the mat. the dog ran to the park and back again.\n" * 50)
-    tok = train_tokenizer([str(corpus)], 300, out)
-    model = tiny_model(vocab_size=tok.vocab_size, eos_token_id=tok.eos_token_id)
-    model.save_pretrained(out)
+    model, tok = save_tiny_model_dir(out)
     return out, model, tok
 
 

@@ -7,10 +7,9 @@ import urllib.request
 
 import openai
 import pytest
-from tiny_models import tiny_model
+from tiny_models import save_tiny_model_dir
 
 from stellarbyte.serve.launch import ServerProcess
-from stellarbyte.tokenizer import train_tokenizer
 
 KEY = "s3cret"
 NAME = "tiny"
@@ -20,11 +19,8 @@ CONTEXT = 64
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     out = tmp_path_factory.mktemp("serve_errors")
-    corpus = out / "corpus.txt"
-    corpus.write_text("hello there, how are you? i am fine. tell me a story about a cat.\n" * 50)
-    tok = train_tokenizer([str(corpus)], 300, out)
-    model = tiny_model(vocab_size=tok.vocab_size, eos_token_id=tok.eos_token_id, max_position_embeddings=CONTEXT)
-    model.save_pretrained(out)
+    save_tiny_model_dir(out, "hello there, how are you? i am fine. tell me a story about a cat.\n",
+                        max_position_embeddings=CONTEXT)
     with ServerProcess(out, ["--served-model-name", NAME, "--threads", "1", "--max-n", "4"],
                        env={"STELLARBYTE_API_KEY": KEY}) as proc:  # the key from the environment
         client = openai.OpenAI(base_url=proc.base_url + "/v1", api_key=KEY, max_retries=0, timeout=30)

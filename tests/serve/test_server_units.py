@@ -7,7 +7,7 @@ import sys
 
 import pytest
 from starlette.testclient import TestClient
-from tiny_models import tiny_model
+from tiny_models import save_tiny_model_dir
 
 from stellarbyte.infer.engine import LLM, SamplingParams
 from stellarbyte.infer.engine.outputs import CompletionOutput
@@ -17,17 +17,12 @@ from stellarbyte.serve.errors import OpenAIError
 from stellarbyte.serve.metrics import prometheus_text
 from stellarbyte.serve.protocol import ChatCompletionRequest, CompletionRequest
 from stellarbyte.serve.streaming import DeltaTracker
-from stellarbyte.tokenizer import train_tokenizer
 
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     out = tmp_path_factory.mktemp("serve_units")
-    corpus = out / "corpus.txt"
-    corpus.write_text("the cat sat on the mat. the dog ran to the park and back again.\n" * 50)
-    tok = train_tokenizer([str(corpus)], 300, out)
-    model = tiny_model(vocab_size=tok.vocab_size, eos_token_id=tok.eos_token_id)
-    model.save_pretrained(out)
+    model, tok = save_tiny_model_dir(out)
     return out, model, tok
 
 
