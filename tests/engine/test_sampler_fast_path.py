@@ -1,6 +1,7 @@
 """The sampler's batched paths: unseeded rows draw by Gumbel-max (argmax of l / T - log E, E ~ Exp(1)), which must
 follow softmax(l / T); greedy rows beside sampled ones keep their argmax; penalties apply to their rows only."""
 
+import pytest
 import torch
 
 from stellarbyte.infer.engine import SamplingParams
@@ -55,3 +56,9 @@ def test_fused_triton_sampler_greedy_and_distribution(triton_device):
     mixed = torch.tensor([0.0, 1 / 0.7] * 3).to(triton_device)  # greedy rows stay greedy beside sampled ones
     out = sample_rows(logits.to(triton_device), mixed, seed=3).cpu()
     assert out[0::2].tolist() == logits.argmax(-1)[0::2].tolist()
+    # the seed read from a device tensor (the in-graph sampler) draws exactly what the same int seed draws;
+    # float64 inverse temperatures (the step buffer's layout) act as float32 ones
+    seed = torch.tensor([7], device=triton_device)
+    assert torch.equal(sample_rows(many, inv_t.double(), seed).cpu(), draws)
+    with pytest.raises(ValueError, match="tensor seed"):
+        sample_rows(many, inv_t, torch.tensor([7], dtype=torch.int32, device=triton_device))

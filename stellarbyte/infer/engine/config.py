@@ -16,6 +16,8 @@ forward (fused elementwise work around custom-op attention), captured in the CUD
 with CUDA graphs on a GPU. It costs start-up time (one compile per captured batch size up to the limit).
 fuse_projections (with compile_decode): the compiled step runs q/k/v and gate/up as one GEMM each, from a fused copy
 of those weights built at start-up (the model's modules and names are untouched; fuse_projections.py).
+sample_in_graph (CUDA graphs): decode graphs also draw the tokens (fused Gumbel-max sampler) for batches whose rows
+are greedy or plain temperature sampling.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class EngineConfig:
     compile_decode: bool | None = None  # torch.compile small decode steps (None: on for triton + graphs on CUDA)
     compile_max_batch_size: int = 8  # the largest decode batch (padded graph size) that runs compiled
     fuse_projections: bool = True  # in the compiled step: q/k/v -> one GEMM, gate/up -> one GEMM
+    sample_in_graph: bool = True  # decode graphs also run the fused sampler (greedy / plain temperature rows)
 
     def __post_init__(self) -> None:
         for name in ("block_size", "max_num_seqs", "max_num_batched_tokens"):
@@ -66,8 +69,9 @@ class EngineConfig:
         if not isinstance(self.compile_max_batch_size, int) or self.compile_max_batch_size < 1:
             raise ValueError(f"EngineConfig.compile_max_batch_size={self.compile_max_batch_size!r} must be an int "
                              f">= 1 (decode batches up to this size run compiled)")
-        if not isinstance(self.fuse_projections, bool):
-            raise ValueError(f"EngineConfig.fuse_projections={self.fuse_projections!r} must be True or False")
+        for name in ("fuse_projections", "sample_in_graph"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"EngineConfig.{name}={getattr(self, name)!r} must be True or False")
         if not isinstance(self.cuda_graphs, bool):
             raise ValueError(f"EngineConfig.cuda_graphs={self.cuda_graphs!r} must be True or False")
 

@@ -6,6 +6,7 @@ For B scheduled sequences, sequence i computing T_i new tokens after C_i cached 
     table_i[p // block_size] * block_size + p % block_size
   cu_seqlens_q (B + 1,): sequence i owns tokens [cu[i], cu[i + 1]);  seq_lens (B,) = C_i + T_i
   block_tables (B, W), W = blocks of a full context window;  logits_indices (B,) = cu[1:] - 1, the last tokens
+  inv_temperature (B,) float64 (0 = greedy) and seed (1,): the in-graph sampler's inputs (build(sampling=True))
 Padding (a CUDA graph captured for more rows than the step has): each pad sequence owns one pad token with
 seq_len 0, slot -1 (no cache write) and id 0, so the attention kernel writes zeros there and nothing else moves.
 Host->device traffic: every field lives in ONE int64 buffer (pinned on the host, a mirror on the device) at fixed
@@ -36,10 +37,18 @@ class FlatStepMetadata:
     seq_lens: torch.Tensor
     block_tables: torch.Tensor
     logits_indices: torch.Tensor
+    inv_temperature: torch.Tensor | None = None
+    seed: torch.Tensor | None = None
+
+
+# sections of the buffer, in order: the block tables last, so a step copies only the rows it uses
+IDS, POSITIONS, SLOTS, LOGITS_INDICES, CU_SEQLENS, SEQ_LENS, INV_TEMPERATURE, SEED, TABLES = range(9)
 
 
 class FlatBatchBuilder:
     """Owns the pinned host buffer and its device mirror; turns ScheduledBatch into FlatStepMetadata."""
+
+    TABLES = TABLES
 
     def __init__(self, max_num_tokens: int, max_num_seqs: int, max_blocks_per_seq: int, block_size: int,
                  device: torch.device | str) -> None:
@@ -47,8 +56,8 @@ class FlatBatchBuilder:
         self.block_size = block_size
         self.device = torch.device(device)
         t, b, w = max_num_tokens, max_num_seqs, max_blocks_per_seq
-        # offsets of the sections: ids | positions | slots | logits indices | cu | seq_lens | tables
-        sizes = [t, t, t, b, b + 1, b, b * w]
+        # offsets of the sections: ids | positions | slots | logits indices | cu | seq_lens | 1/T | seed | tables
+        sizes = [t, t, t, b, b + 1, b, b, 1, b * w]
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).tolist()
         total = self.offsets[-1]
         pin = self.device.type == "cuda"
@@ -70,15 +79,18 @@ class FlatBatchBuilder:
     def views(self, num_tokens: int, num_seqs: int, max_query_len: int) -> FlatStepMetadata:
         """Device views of the mirror for a step of num_tokens tokens and num_seqs sequences (padding included)."""
         m = self.mirror
-        tables = self._section(m, 6, num_seqs * self.width).view(num_seqs, self.width)
-        return FlatStepMetadata(num_tokens, num_seqs, max_query_len, self._section(m, 0, num_tokens),
-                                self._section(m, 1, num_tokens), self._section(m, 2, num_tokens),
-                                self._section(m, 4, num_seqs + 1), self._section(m, 5, num_seqs), tables,
-                                self._section(m, 3, num_seqs))
+        tables = self._section(m, TABLES, num_seqs * self.width).view(num_seqs, self.width)
+        return FlatStepMetadata(num_tokens, num_seqs, max_query_len, self._section(m, IDS, num_tokens),
+                                self._section(m, POSITIONS, num_tokens), self._section(m, SLOTS, num_tokens),
+                                self._section(m, CU_SEQLENS, num_seqs + 1), self._section(m, SEQ_LENS, num_seqs),
+                                tables, self._section(m, LOGITS_INDICES, num_seqs),
+                                self._section(m, INV_TEMPERATURE, num_seqs).view(torch.float64),
+                                self._section(m, SEED, 1))
 
-    def build(self, batch: ScheduledBatch, pad_seqs_to: int | None = None) -> FlatStepMetadata:
+    def build(self, batch: ScheduledBatch, pad_seqs_to: int | None = None, sampling: bool = False) -> FlatStepMetadata:
         """Fill the host buffer for `batch` (padded to pad_seqs_to sequences of one token each, for graphs) and
-        copy it to the device in one transfer."""
+        copy it to the device in one transfer. sampling=True also fills 1/T per row (0: greedy or padding) and,
+        when a row samples, a fresh seed from torch's CPU generator (torch.manual_seed fixes it)."""
         seqs, n_new = batch.seqs, batch.num_new_tokens
         b = len(seqs)
         padded_b = pad_seqs_to or b
@@ -93,7 +105,7 @@ class FlatBatchBuilder:
         cu = np.zeros(padded_b + 1, dtype=np.int64)
         np.cumsum(counts, out=cu[1:b + 1])
         cu[b + 1:] = n + np.arange(1, padded_b - b + 1)  # pad sequences: one token each
-        tables = self._section(h, 6, padded_b * w).reshape(padded_b, w)
+        tables = self._section(h, TABLES, padded_b * w).reshape(padded_b, w)
         rows = self.rows
         for i, seq in enumerate(seqs):  # entries past a row's blocks are never read (seq_len bounds every read)
             table, cached = seq.block_table, rows[i]
@@ -106,7 +118,7 @@ class FlatBatchBuilder:
             if rows[i] is not None:
                 rows[i] = None
                 tables[i, 0] = 0
-        ids = self._section(h, 0, padded_n)
+        ids = self._section(h, IDS, padded_n)
         if max(n_new) == 1:  # decode: each sequence's last token
             ids[:b] = [s.token_ids[s.num_computed_tokens] for s in seqs]
         else:
@@ -115,16 +127,22 @@ class FlatBatchBuilder:
         ids[n:] = 0
         row = np.repeat(np.arange(b), counts)  # (N,) sequence of each token
         pos = np.arange(n) - cu[:b][row] + start[row]  # (N,) position in its sequence
-        self._section(h, 1, padded_n)[:n] = pos
-        self._section(h, 1, padded_n)[n:] = 0
-        slots = self._section(h, 2, padded_n)
+        self._section(h, POSITIONS, padded_n)[:n] = pos
+        self._section(h, POSITIONS, padded_n)[n:] = 0
+        slots = self._section(h, SLOTS, padded_n)
         slots[:n] = tables[row, pos // bs] * bs + pos % bs
         slots[n:] = -1
-        self._section(h, 3, padded_b)[:] = cu[1:] - 1
-        self._section(h, 4, padded_b + 1)[:] = cu
-        lens = self._section(h, 5, padded_b)
+        self._section(h, LOGITS_INDICES, padded_b)[:] = cu[1:] - 1
+        self._section(h, CU_SEQLENS, padded_b + 1)[:] = cu
+        lens = self._section(h, SEQ_LENS, padded_b)
         lens[:b] = start + counts
         lens[b:] = 0
-        end = self.offsets[6] + padded_b * w  # everything up to the used table rows, one copy
+        if sampling:
+            inv_t = self._section(h, INV_TEMPERATURE, padded_b).view(np.float64)
+            inv_t[:b] = [0.0 if s.params.greedy else 1.0 / s.params.temperature for s in seqs]
+            inv_t[b:] = 0.0
+            if inv_t[:b].any():
+                self._section(h, SEED, 1)[0] = int(torch.randint(0, 2**31 - 1, ()))
+        end = self.offsets[TABLES] + padded_b * w  # everything up to the used table rows, one copy
         self.mirror[:end].copy_(self.host[:end], non_blocking=True)
         return self.views(padded_n, padded_b, int(counts.max()))

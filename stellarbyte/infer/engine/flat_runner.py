@@ -15,6 +15,9 @@ kernels/ops/paged_library.py), compiled once per captured batch size at start-up
 graphs, so a batch-1 decode replays fewer, fused kernels. Larger decode steps and prefill steps stay eager (there
 the step is attention- and GEMM-bound, and compiling every size would cost start-up time). With fuse_projections the
 compiled graph also computes q/k/v and gate/up as one GEMM each (fuse_projections.py; the model is untouched).
+sample_in_graph: the decode graphs also run the fused Gumbel-max sampler (1/T and the seed come with the step's
+metadata), so run() leaves the sampled ids in self.graph_ids; the engine uses them when every row is one the fused
+sampler serves (greedy or plain temperature), else it samples the logits as usual.
 Backends: "triton" (Triton kernels; CUDA graphs on CUDA) or "flat" (torch reference attention, CPU-testable).
 Unsupported models raise ValueError (auto picks the torch path for them): ALiBi (its bias needs the slot distances
 the flat path does not build) and dynamic-NTK RoPE (its frequencies follow the batch's longest position).
@@ -32,6 +35,13 @@ from stellarbyte.infer.engine.kv_cache import PagedKVCache
 from stellarbyte.infer.engine.scheduler import ScheduledBatch
 
 
+def _graph_sampler(logits: torch.Tensor, meta: FlatStepMetadata) -> torch.Tensor:
+    """The fused Gumbel-max sampler on a decode graph's logits, 1/T and seed read from the step buffer: (B,) ids."""
+    from stellarbyte.kernels.ops.sampling import sample_rows
+
+    return sample_rows(logits, meta.inv_temperature, meta.seed, any_sampled=True)
+
+
 def flat_path_unsupported(config) -> str | None:
     """Why a model config cannot run on the flattened path, or None."""
     if config.position_embedding_type == "alibi":
@@ -47,7 +57,7 @@ def flat_path_unsupported(config) -> str | None:
 class FlatModelRunner:
     def __init__(self, model, cache: PagedKVCache, backend: str, max_num_seqs: int, max_num_batched_tokens: int,
                  cuda_graphs: bool = True, compile_decode: bool = False, compile_max_batch_size: int = 8,
-                 fuse_projections: bool = False) -> None:
+                 fuse_projections: bool = False, sample_in_graph: bool = False) -> None:
         reason = flat_path_unsupported(model.config)
         if reason:
             raise ValueError(f"attention_backend={backend!r} cannot run this model: {reason}; use "
@@ -77,9 +87,10 @@ class FlatModelRunner:
             backend = fusing_inductor_backend(self.fused_weights, self.fused_groups) if fuse_projections else "inductor"
             self.compiled = torch.compile(self._model_forward, backend=backend, dynamic=False, fullgraph=True)
         self.graphs = None
+        self.graph_ids: torch.Tensor | None = None  # ids sampled by the last replayed graph (sample_in_graph)
         if use_graphs:
             model.model.reserve_positions(context, self.device)  # no table growth (host reads) under capture
-            self.graphs = DecodeGraphs(self.builder, self.forward, sizes)
+            self.graphs = DecodeGraphs(self.builder, self.forward, sizes, _graph_sampler if sample_in_graph else None)
             self.graphs.capture()
 
     def num_splits(self, meta: FlatStepMetadata) -> int:
@@ -119,10 +130,12 @@ class FlatModelRunner:
         """Next-token logits (B, V) in the model's dtype for every scheduled sequence (the sampler upcasts where
         it needs float32; its fused GPU path reads them as they are)."""
         b = len(batch)
+        self.graph_ids = None
         if self.graphs is not None and max(batch.num_new_tokens) == 1 and b <= self.graphs.max_size:
             size = self.graphs.size_for(b)
-            self.builder.build(batch, pad_seqs_to=size)
-            logits = self.graphs.replay(size)
+            self.builder.build(batch, pad_seqs_to=size, sampling=self.graphs.sample is not None)
+            logits, ids = self.graphs.replay(size)
+            self.graph_ids = None if ids is None else ids[:b]
         else:
             logits = self.forward(self.builder.build(batch))
         return logits[:b]

@@ -71,7 +71,7 @@ class LLMEngine:
                 self.attention_backend == "triton" and cfg.cuda_graphs and model.device.type == "cuda")
             self.runner = FlatModelRunner(model, self.kv_cache, self.attention_backend, cfg.max_num_seqs,
                                           cfg.max_num_batched_tokens, cfg.cuda_graphs, compile_decode,
-                                          cfg.compile_max_batch_size, cfg.fuse_projections)
+                                          cfg.compile_max_batch_size, cfg.fuse_projections, cfg.sample_in_graph)
         # overlap the host's per-step work with the GPU (see step()); the synchronous order elsewhere
         self.overlap = cfg.overlap_steps if cfg.overlap_steps is not None else (
             self.attention_backend != "torch" and model.device.type == "cuda")
@@ -180,8 +180,10 @@ class LLMEngine:
         result = None
         if done_rows:
             seqs = [batch.seqs[r] for r in done_rows]
-            rows = logits if len(done_rows) == len(batch.seqs) else logits[done_rows]  # decode: no gather
-            result = sample_async(rows, seqs)
+            every = len(done_rows) == len(batch.seqs)
+            rows = logits if every else logits[done_rows]  # decode: no gather
+            graph_ids = getattr(self.runner, "graph_ids", None) if every else None  # sampled inside a CUDA graph
+            result = sample_async(rows, seqs, graph_ids)
         return batch, done_rows, result
 
     def _process(self, launched: tuple) -> list[str]:

@@ -109,9 +109,13 @@ class SampleResult:
         return self.host
 
 
-def sample_async(logits: torch.Tensor, seqs: list[Sequence]) -> SampleResult:
+def sample_async(logits: torch.Tensor, seqs: list[Sequence], graph_ids: torch.Tensor | None = None) -> SampleResult:
     """sample() without waiting for the device where possible: the fused GPU path returns ids still on the GPU
-    (the engine reads them one step later, after it has launched the next step); other paths sample at once."""
+    (the engine reads them one step later, after it has launched the next step); other paths sample at once.
+    graph_ids: the same fused sampler's ids, already drawn inside a CUDA graph (one per row of `logits`); used when
+    every row is one the fused sampler serves."""
+    if graph_ids is not None and all(_fused_ok(s) for s in seqs):
+        return SampleResult(device_ids=graph_ids)
     if logits.is_cuda and all(_fused_ok(s) for s in seqs):
         return SampleResult(device_ids=_fused_sample(logits, seqs))
     return SampleResult(host=sample(logits, seqs))
