@@ -33,6 +33,7 @@ from stellarbyte.model.position import build_position_encoding
 from stellarbyte.model.tracing import is_tracing
 
 IGNORE_INDEX = -100
+TRAIN_LOSS_CHUNK = 2048  # tokens per chunk of the fused LM head + loss (see fused_causal_lm_loss)
 
 
 class ByteDecoder(nn.Module):
@@ -151,14 +152,21 @@ class ByteModel(nn.Module):
                 position_ids: torch.Tensor | None = None, past_key_values: KVCache | None = None,
                 labels: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None,
                 logits_to_keep: int | torch.Tensor = 0, output_hidden_states: bool = False,
-                return_logits: bool = True, **unused: Any) -> CausalLMOutput:
+                return_logits: bool = True, shift_labels: torch.Tensor | None = None,
+                loss_reduction: str = "mean", **unused: Any) -> CausalLMOutput:
         """input_ids (B, T); attention_mask (B, past + T), 1 = token, 0 = padding; labels (B, T) with
         IGNORE_INDEX (-100) where no loss is wanted -- shifted inside, so labels may simply be input_ids.
         logits_to_keep > 0 computes logits for the last k positions only (generation); an int64 index tensor
         (K,) computes them at those positions only (the paged engine's flattened batch: each sequence's last
         scheduled token), giving logits (B, K, V).
         return_logits=False with labels: the loss goes through kernels.fused_linear_cross_entropy, which never
-        materialises the (B, T, V) logits (the Triton path works in chunks), and `logits` comes back None."""
+        materialises the (B, T, V) logits (the Triton path works in chunks), and `logits` comes back None.
+        shift_labels (B, T), instead of labels: targets already aligned with the positions (shift_labels[:, t] is
+        the token after position t), as transformers' loss functions take them; the last position can then have
+        a target too (packed pretraining windows of T + 1 tokens).
+        loss_reduction="sum": the SUM of token losses (float32), plus aux_loss x the number of targets, for a
+        caller that divides by the targets of a whole accumulation window (HF's num_items_in_batch); the trainer
+        uses this with return_logits=False."""
         for accepted in ("use_cache", "return_dict"):  # HF callers pass these; caching is decided by the cache
             unused.pop(accepted, None)
         if unused:
@@ -166,25 +174,39 @@ class ByteModel(nn.Module):
         hidden, aux, hidden_states = self.model(input_ids, attention_mask, position_ids, past_key_values,
                                                 inputs_embeds, output_hidden_states)
         keep_some = isinstance(logits_to_keep, torch.Tensor) or logits_to_keep > 0
-        if labels is not None and keep_some:
+        if labels is not None and shift_labels is not None:
+            raise ValueError("pass labels (unshifted) or shift_labels (aligned targets), not both")
+        if loss_reduction not in ("mean", "sum"):
+            raise ValueError(f"loss_reduction must be 'mean' or 'sum', got {loss_reduction!r}")
+        if shift_labels is None and labels is not None:
+            # position t predicts labels[t + 1]; the last position has no target
+            shift_labels = torch.cat([labels[:, 1:], labels.new_full((labels.shape[0], 1), IGNORE_INDEX)], dim=1)
+        if shift_labels is not None and keep_some:
             raise ValueError("labels need logits for every position; leave logits_to_keep at 0")
-        if not return_logits and labels is None:
+        if not return_logits and shift_labels is None:
             raise ValueError("return_logits=False only applies to a training forward: pass labels too")
         loss = aux_loss = logits = None
         if not return_logits:  # fused LM head + loss: no (B, T, V) logits
-            loss = fused_causal_lm_loss(hidden, self.lm_head, labels)
+            loss = fused_causal_lm_loss(hidden, self.lm_head, shift_labels.to(hidden.device), loss_reduction)
         else:
             if isinstance(logits_to_keep, torch.Tensor):
                 hidden = hidden.index_select(1, logits_to_keep)  # (B, K, H): the lm_head runs on K rows only
             elif logits_to_keep:
                 hidden = hidden[:, -logits_to_keep:]
             logits = self.lm_head(hidden)  # (B, T', V)
-            if labels is not None:
-                loss = causal_lm_loss(logits, labels)
+            if labels is not None and loss_reduction == "mean":
+                loss = causal_lm_loss(logits, labels)  # HF's exact arithmetic (logits shifted, not labels)
+            elif shift_labels is not None:
+                loss = kernels.cross_entropy(logits.flatten(0, 1), shift_labels.flatten().to(logits.device),
+                                             ignore_index=IGNORE_INDEX, reduction=loss_reduction)
         if aux:
             aux_loss = torch.stack(aux).sum()
         if loss is not None and aux_loss is not None:
-            loss = loss + aux_loss
+            if loss_reduction == "sum":  # the sum of per-token (loss + aux): aux once per target
+                aux_loss_weight = (shift_labels != IGNORE_INDEX).sum()  # a tensor: no host sync
+                loss = loss + aux_loss * aux_loss_weight
+            else:
+                loss = loss + aux_loss
         return CausalLMOutput(loss=loss, logits=logits, past_key_values=past_key_values, aux_loss=aux_loss,
                               hidden_states=hidden_states)
 
@@ -251,17 +273,19 @@ def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return kernels.cross_entropy(shifted_logits, shifted_labels, ignore_index=IGNORE_INDEX)
 
 
-def fused_causal_lm_loss(hidden: torch.Tensor, lm_head: nn.Linear, labels: torch.Tensor) -> torch.Tensor:
-    """causal_lm_loss(lm_head(hidden), labels) without the logits: hidden (B, T, H) -> mean loss (float32).
+def fused_causal_lm_loss(hidden: torch.Tensor, lm_head: nn.Linear, targets: torch.Tensor,
+                         reduction: str = "mean") -> torch.Tensor:
+    """cross_entropy(lm_head(hidden), targets) without the logits: hidden (B, T, H), targets (B, T) ALIGNED with
+    the positions (IGNORE_INDEX where no loss is wanted) -> mean or summed loss (float32).
 
-    The labels are shifted instead of the hidden states (position t predicts labels[t + 1]; the last position
-    gets IGNORE_INDEX), so `hidden` is passed whole and contiguous: the same tokens, the same mean."""
-    labels = labels.to(hidden.device)
-    targets = torch.cat([labels[:, 1:], labels.new_full((labels.shape[0], 1), IGNORE_INDEX)], dim=1)  # (B, T)
+    The caller shifts the labels rather than the hidden states, so `hidden` is passed whole and contiguous.
+    Chunks of TRAIN_LOSS_CHUNK tokens: measured 38.0 vs 40.5 ms (the kernel's default 1024) for the llama-1b
+    LM head + loss forward and backward on an H100 (docs/training_performance.md), ~0.5 GB more at vocab 128k."""
     weight, bias = lm_head.weight, lm_head.bias
     device_type = hidden.device.type
     if torch.is_autocast_enabled(device_type):  # what autocast would give lm_head: both operands in its dtype
         dtype = torch.get_autocast_dtype(device_type)
         hidden, weight = hidden.to(dtype), weight.to(dtype)
         bias = bias.to(dtype) if bias is not None else None
-    return kernels.fused_linear_cross_entropy(hidden, weight, targets, bias, ignore_index=IGNORE_INDEX)
+    return kernels.fused_linear_cross_entropy(hidden, weight, targets, bias, ignore_index=IGNORE_INDEX,
+                                              chunk_size=TRAIN_LOSS_CHUNK, reduction=reduction)

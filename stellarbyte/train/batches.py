@@ -24,7 +24,6 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from stellarbyte.data.loader import TokenBlockLoader
 
@@ -37,15 +36,16 @@ def count_targets(batch: Batch) -> int:
 
 
 def lm_loss(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
-    """Summed next-token cross-entropy (fp32 logits), plus the model's aux loss (MoE) weighted per target."""
+    """Summed next-token cross-entropy (float32), plus the model's aux loss (MoE) once per target.
+
+    The model computes it inside its own forward (ByteModel: `shift_labels` = our aligned targets,
+    loss_reduction="sum", return_logits=False), so under torch.compile the LM head and the loss are part of the
+    compiled graph and the (B, T, V) logits are never materialised (kernels.fused_linear_cross_entropy). The
+    arithmetic is F.linear then F.cross_entropy(reduction="sum") on the torch reference path, as before."""
     out = model(batch["input_ids"], attention_mask=batch.get("attention_mask"),
-                position_ids=batch.get("position_ids"))
-    logits = out.logits  # (B, T, V)
-    loss = F.cross_entropy(logits.flatten(0, 1).float(), batch["targets"].flatten(), ignore_index=IGNORE_INDEX,
-                           reduction="sum")
-    if getattr(out, "aux_loss", None) is not None:
-        loss = loss + out.aux_loss * count_targets(batch)
-    return loss
+                position_ids=batch.get("position_ids"), shift_labels=batch["targets"], loss_reduction="sum",
+                return_logits=False)
+    return out.loss
 
 
 def labels_to_targets(labels: torch.Tensor) -> torch.Tensor:

@@ -4,9 +4,18 @@ batch source and loss function.
 One optimizer step:
     fetch grad_accum micro-batches            (the data source advances; its state_dict is the resume position)
     n = targets in all of them                 (loss = sum of token losses / n: accumulation-invariant)
-    for each: autocast forward, scaler.scale(loss_sum / n).backward()
-    unscale, global grad norm (clip_grad_norm_), skip the update if loss or norm is NaN/Inf
+    for each: autocast forward + loss (inside the model, compiled with it), scaler.scale(loss_sum / n).backward()
+    unscale, global grad norm, clip, skip the update if loss or norm is NaN/Inf
     optimizer.step, scheduler.step, zero_grad
+
+The fast path (why the loop reads no GPU values per step). A host read (`float(loss)`) makes the CPU wait for the
+GPU, which then idles while the CPU launches the next kernels. So the loss, the grad norm and the finite flag stay
+on the device and are read once per log interval (`_flush`), with the throughput timer's one synchronisation.
+The NaN-skip decision needs no read either when the optimizer is torch's fused AdamW (CUDA, one process): its
+kernel takes GradScaler's `found_inf` flag and leaves parameters, moments and step count untouched when it is
+set, and its `grad_scale` divisor applies the clipping coefficient inside the same kernel (no separate pass over
+the gradients). Other optimizers (Muon, the from-scratch AdamW, fp16's GradScaler, distributed runs) read the
+flag once per optimizer step. `Trainer.skip_on_device` says which path a run takes.
 
 References: nanoGPT's train.py (accumulation, clipping, MFU), torch.amp docs (autocast + GradScaler recipe:
 unscale_ before clipping), TRL's invariants (accumulation, resume).
@@ -17,7 +26,9 @@ Contracts:
   float32; tests/train/test_trainer.py).
 - SIGINT / SIGTERM: the current step finishes, a checkpoint is written, train() returns status "interrupted".
 - NaN/Inf: the step is skipped (no update), counted and logged; `max_bad_steps` in a row save a checkpoint and
-  raise TrainingDiverged.
+  raise TrainingDiverged (on the on-device path this is noticed at the next log interval; the skipped steps in
+  between changed nothing).
+- An `on_step` hook sees every step's numbers as floats, so with one the loop reads them every step.
 - Logs: <run_dir>/train.log (text), <run_dir>/metrics.jsonl (one JSON object per logged step / eval), config.yaml.
 - Distributed (cfg.parallel / cfg.tensor_parallel, launched by torchrun; stellarbyte.train.distributed): the model
   is parallelized from outside; each rank's loss is scaled so the dp-averaged gradient equals the one-process
@@ -141,6 +152,10 @@ class Trainer:
         self.last_val: float | None = None
         self._stop_signal: int | None = None
         self.throughput = Throughput(getattr(model, "config", None), cfg.seq_len, cfg.peak_flops, self.device)
+        # the fused optimizer skips non-finite steps and clips by itself (module docstring); else one read per step
+        self.skip_on_device = (not self.dist.enabled and not self.scaler.is_enabled()
+                               and getattr(self.optimizer, "_step_supports_amp_scaling", False)
+                               and bool(self.optimizer.defaults.get("fused")))
 
     # ---- state -----------------------------------------------------------------------------------------
     def progress_state(self) -> dict[str, Any]:
@@ -231,15 +246,18 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
-    def train_step(self) -> dict[str, float] | None:
-        """One optimizer step over grad_accum micro-batches; None when the data source is exhausted."""
+    def train_step(self) -> dict[str, Any] | None:
+        """One optimizer step over grad_accum micro-batches; None when the data source is exhausted.
+
+        Returns loss, grad_norm (0-dim device tensors: nothing is read back here), lr, tokens and skipped (a
+        bool when the skip was decided on the host, None when the fused optimizer decided on the device)."""
         micro: list[Batch] = []
         for _ in range(self.cfg.grad_accum):
             try:
                 micro.append(next(self.train_data))
             except StopIteration:
                 return None
-        n_targets = sum(count_targets(b) for b in micro)
+        n_targets = sum(count_targets(b) for b in micro)  # the loader's CPU tensors: no GPU sync
         if self.dist.enabled:  # the whole global batch's count: every rank divides by the same number
             n_targets = int(all_reduce_sum(torch.tensor(n_targets, device=self.device), self.dist))
         if n_targets == 0:
@@ -256,7 +274,7 @@ class Trainer:
                 batch = to_device(batch, self.device)
                 n_tokens += batch["input_ids"].numel()
                 with gradient_sync(self.wrapped, sync=i == len(micro) - 1):  # no all-reduce on earlier micro-steps
-                    with self._autocast():
+                    with self._autocast():  # forward + LM head + summed loss, all inside the compiled model
                         loss = self.loss_fn(self.forward_model, batch) / n_targets
                     self.scaler.scale(loss * dp_scale if dp_scale > 1 else loss).backward()
                 loss_total += loss.detach().float()
@@ -269,30 +287,47 @@ class Trainer:
         if self.telemetry.recording:  # true gradients: after unscaling, before clipping
             extra = {"grad_norm_layers": self._group_grad_norms(), "act_rms": dict(self.telemetry.activation_rms)}
             self.telemetry.recording = False
-        clip = self.cfg.grad_clip if self.cfg.grad_clip > 0 else float("inf")
-        if self.dist.enabled:  # DTensor grads on one or two meshes (FSDP2, TP): distributed.clip_grad_norm
-            grad_norm = float(clip_grad_norm(self.model.parameters(), clip))
+        if self.dist.enabled:
             loss_total = all_reduce_sum(loss_total, self.dist)  # each rank holds its share of the global mean
-        else:
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip))
-        loss_value = float(loss_total)
-        finite = math.isfinite(loss_value) and (math.isfinite(grad_norm) or self.scaler.is_enabled())
-        if not finite:
+        grad_norm, skipped = self._clip_and_step(loss_total)
+        if skipped:  # decided on the host: say where the gradients went bad before zero_grad drops them
             extra["bad_groups"] = [k for k, v in self._group_grad_norms().items() if not math.isfinite(v)]
-        if finite:
-            self.scaler.step(self.optimizer)  # with fp16 the scaler itself skips steps whose grads overflowed
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         lr = self.optimizer.param_groups[0]["lr"]
         self.scheduler.step()
         self.step += 1
-        if finite:
-            self.bad_in_a_row = 0
-        else:
-            self.bad_in_a_row += 1
-            self.skipped_total += 1
-        return {"loss": loss_value, "grad_norm": grad_norm, "lr": lr, "tokens": n_tokens, "skipped": not finite,
+        return {"loss": loss_total, "grad_norm": grad_norm, "lr": lr, "tokens": n_tokens, "skipped": skipped,
                 **extra}
+
+    def _clip_and_step(self, loss: torch.Tensor) -> tuple[torch.Tensor, bool | None]:
+        """Clip to cfg.grad_clip and update unless the loss or the gradient norm is NaN/Inf.
+
+        Returns (grad norm before clipping, a 0-dim tensor; skipped: True/False, or None when the fused optimizer
+        made that decision on the device)."""
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        clip = self.cfg.grad_clip if self.cfg.grad_clip > 0 else float("inf")
+        if self.skip_on_device:
+            grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params])  # one foreach pass, no sync
+            # clip_grad_norm_ multiplies by min(1, clip / (norm + 1e-6)); the fused kernel divides by grad_scale
+            grad_scale = torch.clamp((grad_norm + 1e-6) / clip, min=1.0)
+            not_finite = ~(torch.isfinite(loss) & torch.isfinite(grad_norm))
+            # GradScaler's protocol (torch.amp.GradScaler.step): the kernel reads these two attributes
+            self.optimizer.grad_scale, self.optimizer.found_inf = grad_scale, not_finite.float()
+            try:
+                self.optimizer.step()
+            finally:
+                del self.optimizer.grad_scale, self.optimizer.found_inf
+            return grad_norm, None
+        if self.dist.enabled:  # DTensor grads on one or two meshes (FSDP2, TP): distributed.clip_grad_norm
+            grad_norm = clip_grad_norm(params, clip)
+        else:
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, clip)
+        finite = torch.isfinite(loss) & (torch.isfinite(grad_norm) | self.scaler.is_enabled())
+        if not bool(finite):  # the one host read of this step
+            return grad_norm, True
+        self.scaler.step(self.optimizer)  # with fp16 the scaler itself skips steps whose grads overflowed
+        return grad_norm, False
 
     def _group_grad_norms(self) -> dict[str, float]:
         """Per-layer gradient norms (telemetry groups); for sharded DTensor gradients through the mesh-aware
@@ -339,6 +374,36 @@ class Trainer:
         # repeat is not a "stop now" there; torchrun itself SIGKILLs workers that have not exited after its timeout
         self._stop_signal = self._stop_signal or signum
 
+    def _record_steps(self, steps: list[dict], interval_start: float, log: Any, result: TrainResult) -> None:
+        """The host side of `steps` (train_step's outputs, oldest first): one read of their device numbers, the
+        interval's tokens/s and MFU, skip counters, the divergence abort, logs. Updates each dict in place."""
+        numbers = torch.stack([torch.stack([m["loss"].float(), m["grad_norm"].float()]) for m in steps])
+        numbers = numbers.tolist()  # (n_steps, 2): the one host read of the interval
+        rate = self.throughput.update(sum(m["tokens"] for m in steps), interval_start)  # synchronises on CUDA
+        rate["step_time"] /= len(steps)
+        first = self.step - len(steps) + 1
+        for i, (m, (loss, grad_norm)) in enumerate(zip(steps, numbers)):
+            step = first + i
+            skipped = m["skipped"]
+            if skipped is None:  # judged by the fused optimizer on the device: the same rule on the numbers read now
+                skipped = not (math.isfinite(loss) and math.isfinite(grad_norm))
+            m.update(loss=loss, grad_norm=grad_norm, skipped=skipped, **rate)
+            result.losses[step] = loss
+            if skipped:
+                self.bad_in_a_row += 1
+                self.skipped_total += 1
+                groups = ", ".join(m.get("bad_groups", [])) or "not recorded on this path"
+                log.text(f"step {step}: non-finite loss {loss} or grad norm {grad_norm} (non-finite gradients "
+                         f"in: {groups}); update skipped ({self.bad_in_a_row} in a row)")
+            else:
+                self.bad_in_a_row = 0
+            log.step(step, m, every=self.cfg.log_every)
+            if self.bad_in_a_row >= self.cfg.max_bad_steps:
+                path = self.save_checkpoint()
+                raise TrainingDiverged(f"{self.bad_in_a_row} consecutive steps with NaN/Inf loss or gradients "
+                                       f"(step {step}); saved the last good weights to {path}; lower lr, "
+                                       f"enable grad_clip or use bf16/fp32")
+
     def train(self, resume: bool = False) -> TrainResult:
         cfg = self.cfg
         main = self.dist.is_main
@@ -364,28 +429,31 @@ class Trainer:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 handlers[sig] = signal.signal(sig, self._on_signal)
+        pending: list[dict] = []  # this interval's steps, their numbers still on the device
+        first_step = self.step + 1  # its time includes compilation: measured alone, left out of the averages
+        interval_start = time.perf_counter()
+
+        def flush() -> None:
+            """Read the pending steps' numbers (one sync with the timer), then record and log each step."""
+            if not pending:
+                return
+            done, pending[:] = list(pending), []
+            self._record_steps(done, interval_start, log, result)
+
         try:
             while self.step < cfg.max_steps:
-                t0 = time.perf_counter()
+                if not pending:
+                    interval_start = time.perf_counter()
                 metrics = self.train_step()
                 if metrics is None:
                     result.status = "data_exhausted"
                     break
-                rate = self.throughput.update(metrics["tokens"], t0)
-                metrics.update(rate)
-                result.losses[self.step] = metrics["loss"]
-                if metrics["skipped"]:
-                    log.text(f"step {self.step}: non-finite loss {metrics['loss']} or grad norm "
-                             f"{metrics['grad_norm']} (non-finite gradients in: "
-                             f"{', '.join(metrics['bad_groups']) or 'none'}); update skipped "
-                             f"({self.bad_in_a_row} in a row)")
-                if self.bad_in_a_row >= cfg.max_bad_steps:
-                    path = self.save_checkpoint()
-                    raise TrainingDiverged(f"{self.bad_in_a_row} consecutive steps with NaN/Inf loss or gradients "
-                                           f"(step {self.step}); saved the last good weights to {path}; lower lr, "
-                                           f"enable grad_clip or use bf16/fp32")
-                log.step(self.step, metrics, every=cfg.log_every)
-                if cfg.eval_every and (self.step % cfg.eval_every == 0 or self.step == cfg.max_steps):
+                pending.append(metrics)
+                eval_due = cfg.eval_every and (self.step % cfg.eval_every == 0 or self.step == cfg.max_steps)
+                if (self.on_step is not None or self.step == first_step or self.step % cfg.log_every == 0
+                        or eval_due or metrics["skipped"]):
+                    flush()
+                if eval_due:
                     val = self.evaluate()
                     if val is not None:
                         self.last_val = val["val_loss"]
@@ -396,13 +464,14 @@ class Trainer:
                         for text in self.sample():
                             log.text(f"step {self.step} sample: {text!r}")
                 if self.on_step is not None:
-                    self.on_step(self, metrics)
+                    self.on_step(self, metrics)  # flushed above: its numbers are floats now
                 if cfg.empty_cache_every and self.step % cfg.empty_cache_every == 0:
                     gc.collect()
                     if self.device.type == "cuda":
                         torch.cuda.empty_cache()
                 stop = any_rank(self._stop_signal is not None, self.dist)  # all ranks stop at the same step
                 if stop or (cfg.save_every and self.step % cfg.save_every == 0) or self.step == cfg.max_steps:
+                    flush()  # the counters a checkpoint holds are the host's: bring them up to date first
                     path = self.save_checkpoint()
                     log.text(f"step {self.step}: checkpoint {path}")
                 if stop:
@@ -410,6 +479,7 @@ class Trainer:
                              f"checkpoint written, exiting")
                     result.status = "interrupted"
                     break
+            flush()
         finally:
             for sig, handler in handlers.items():
                 signal.signal(sig, handler)
