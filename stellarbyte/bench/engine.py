@@ -10,7 +10,11 @@ Rows, all measured in one process on one device:
                        request and only the tokens each request asked for are counted (a subset of the requests
                        when --hf-requests is smaller; the table says how many)
   batch-1 decode       ms per output token after a --latency-prompt prompt: (t(1 + K tokens) - t(1 token)) / K,
-                       medians of 3, for the engine with and without CUDA graphs and for transformers
+                       medians of 3, for the engine with and without CUDA graphs and for transformers; with
+                       --latency-variants also for the engine with parts of the decode path turned off (the
+                       compiled step, the projection fusion, the in-graph sampler), each in its own engine
+  graph replay         the batch-1 decode graph replayed alone (no host work between steps): microseconds per
+                       replay, which splits a token's time into GPU work and the host's share
   bandwidth floor      weight bytes / device bandwidth (a large device copy measured in the same run): no
                        batch-1 decode can be faster, since every step reads every weight once
 --preset tiny runs a small fp32 model on the CPU (CI-sized); its numbers say nothing about GPUs.
@@ -80,7 +84,53 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--profile-steps", type=int, default=0,
                         help="also print a torch.profiler summary of this many decode steps at full batch")
+    parser.add_argument("--engine-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="an EngineConfig field for the benchmarked engine, e.g. compile_decode=false "
+                             "(repeatable; ints, floats, true/false, none)")
+    parser.add_argument("--latency-variants", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time batch-1 decode with the compiled step / fusion / in-graph sampler off (CUDA)")
     parser.add_argument("--out", default=None, help="directory for engine.csv (default: no file)")
+
+
+def parse_engine_options(items: list[str]) -> dict:
+    """["compile_decode=false", "compile_max_batch_size=8"] -> {"compile_decode": False, ...}, checked against
+    EngineConfig's fields."""
+    from dataclasses import fields
+
+    from stellarbyte.infer.engine.config import EngineConfig
+
+    known = {f.name for f in fields(EngineConfig)}
+    words = {"true": True, "false": False, "none": None}
+    options = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or key not in known:
+            raise ValueError(f"--engine-option {item!r}: want KEY=VALUE with KEY one of {sorted(known)}")
+        value: object = words.get(raw.lower(), raw)
+        if isinstance(value, str):
+            for cast in (int, float):
+                try:
+                    value = cast(raw)
+                    break
+                except ValueError:
+                    pass
+        options[key] = value
+    return options
+
+
+def _replay_us(llm, device: str, reps: int = 200) -> float | None:
+    """Microseconds per replay of the engine's batch-1 decode graph, back to back (no host work between). The replays
+    rewrite the last step's K/V slot, so the engine is thrown away afterwards (a cached block may hold that slot)."""
+    graphs = getattr(llm.engine.runner, "graphs", None)
+    if graphs is None or device != "cuda":
+        return None
+    graphs.replay(1)
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(reps):
+        graphs.replay(1)
+    sync(device)
+    return (time.perf_counter() - start) / reps * 1e6
 
 
 def _requests(n: int, lo: int, hi: int, vocab: int, seed: int) -> tuple[list[list[int]], list[int]]:
@@ -111,6 +161,7 @@ def _engine(model, args, kv_bytes: int, **overrides):
 
     options = dict(block_size=args.block_size, kv_cache_memory_bytes=kv_bytes, max_num_seqs=256,
                    max_num_batched_tokens=args.max_num_batched_tokens, attention_backend=args.backend)
+    options.update(parse_engine_options(args.engine_option))
     options.update(overrides)
     return LLM(model, **options)
 
@@ -189,8 +240,17 @@ def run(args: argparse.Namespace) -> int:
 
     from stellarbyte.infer.engine import SamplingParams
 
+    def report(row: dict, kind: str) -> None:  # each row as it is measured: a run cut short keeps its rows
+        print(f"[{kind}] " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                      for k, v in row.items()), flush=True)
+
+    started = time.perf_counter()
     llm = _engine(model, args, kv_bytes)
+    runner = llm.engine.runner
+    start_s = time.perf_counter() - started  # graph capture (+ compiles of the small decode sizes)
     backend = llm.engine.attention_backend
+    features = _features(runner)
+    print(f"engine start-up {start_s:.1f} s ({backend}; {features})", flush=True)
     # warm-up: a prefill of two sequences and graph-replayed decodes compile every kernel variant the run uses
     llm.generate([list(range(1, 40)), list(range(2, 70))], SamplingParams(temperature=args.temperature, max_tokens=4,
                                                                           ignore_eos=True))
@@ -200,21 +260,39 @@ def run(args: argparse.Namespace) -> int:
     seconds = _timed(lambda: llm.generate(prompts, params), device)
     stats = llm.engine.get_stats()
     produced = sum(outputs)
-    rows.append(dict(system=f"stellarbyte engine ({backend})", requests=n, output_tokens=produced,
+    rows.append(dict(system=f"stellarbyte engine ({backend}, {features})", requests=n, output_tokens=produced,
                      seconds=seconds, output_tok_s=produced / seconds, steps=stats.num_steps - start_steps,
                      preemptions=stats.num_preemptions))
-    graphs_on = getattr(llm.engine.runner, "graphs", None) is not None
-    latency.append(dict(system=f"stellarbyte engine ({backend}, cuda graphs {'on' if graphs_on else 'off'})",
-                        ms_per_token=_engine_latency(llm, lat_ids, lat_k, device)))
+    report(rows[-1], "throughput")
+    graphs_on = getattr(runner, "graphs", None) is not None
+    latency.append(dict(system=f"stellarbyte engine ({backend}, {features})",
+                        ms_per_token=_engine_latency(llm, lat_ids, lat_k, device), replay_us=_replay_us(llm, device),
+                        startup_s=start_s))
+    report(latency[-1], "batch1")
     if args.profile_steps:
         _profile(llm, prompts, outputs, args.profile_steps, args.temperature)
-    del llm
+    llm = runner = None  # free the pool before the variants
+    fast, slow = [], []  # engine variants for the batch-1 rows: without compiles first, compiling ones last
     if graphs_on:
-        torch.cuda.empty_cache()
-        llm = _engine(model, args, 1 << 30, cuda_graphs=False, max_num_seqs=1)
-        latency.append(dict(system=f"stellarbyte engine ({backend}, cuda graphs off)",
-                            ms_per_token=_engine_latency(llm, lat_ids, lat_k, device)))
-        del llm
+        fast = [dict(compile_decode=False, sample_in_graph=False), dict(cuda_graphs=False)]  # before / no graphs
+        if args.latency_variants:
+            slow = [dict(compile_decode=True, fuse_projections=False), dict(compile_decode=True, sample_in_graph=False)]
+
+    def variant_rows(variants: list[dict]) -> None:
+        for overrides in variants:
+            torch.cuda.empty_cache()
+            began = time.perf_counter()
+            engine = _engine(model, args, 1 << 30, max_num_seqs=1, **overrides)
+            took = time.perf_counter() - began
+            latency.append(dict(system=f"stellarbyte engine ({backend}, {_features(engine.engine.runner)})",
+                                ms_per_token=_engine_latency(engine, lat_ids, lat_k, device),
+                                replay_us=_replay_us(engine, device), startup_s=took))
+            report(latency[-1], "batch1")
+            del engine
+            if args.out:
+                _write(args.out, rows, latency)
+
+    variant_rows(fast)
     if device == "cuda":
         torch.cuda.empty_cache()
 
@@ -233,11 +311,16 @@ def run(args: argparse.Namespace) -> int:
                                     f"{hf_batch}, first {hf_n} requests)",
                              requests=hf_n, output_tokens=hf_tokens, seconds=hf_seconds,
                              output_tok_s=hf_tokens / hf_seconds, steps="", preemptions=""))
+            report(rows[-1], "throughput")
             ids = torch.tensor([lat_ids], device=device)
             hf_ms = _per_token_ms(lambda k: hf.generate(input_ids=ids, max_new_tokens=k, do_sample=False,
                                                         pad_token_id=0), min(lat_k, 64), device)
             latency.append(dict(system="transformers generate (sdpa, dynamic cache)", ms_per_token=hf_ms))
+            report(latency[-1], "batch1")
         del hf
+        if args.out:
+            _write(args.out, rows, latency)
+    variant_rows(slow)
     latency.append(dict(system=f"bandwidth floor: {weight_bytes / 1e9:.3f} GB of weights / "
                                f"{peaks.bandwidth_gbps:.0f} GB/s", ms_per_token=floor_ms))
     for row in latency:
@@ -249,12 +332,33 @@ def run(args: argparse.Namespace) -> int:
     print_table(rows, ["system", "requests", "output_tokens", "seconds", "output_tok_s", "steps", "preemptions"])
     print(f"\nbatch-1 decode after a {lat_prompt}-token prompt ({lat_k} tokens timed; transformers "
           f"{min(lat_k, 64)}):")
-    print_table(latency, ["system", "ms_per_token", "x_floor"])
+    for row in latency:
+        row.setdefault("replay_us", None)
+        row.setdefault("startup_s", None)
+    print_table(latency, ["system", "ms_per_token", "x_floor", "replay_us", "startup_s"])
     if args.out:
-        csv_rows = [dict(kind="throughput", **r) for r in rows] + [dict(kind="batch1_decode", **r) for r in latency]
-        write_csv(os.path.join(args.out, "engine.csv"), csv_rows)
-        print(f"wrote {os.path.join(args.out, 'engine.csv')}")
+        print(f"wrote {_write(args.out, rows, latency)}")
     return 0
+
+
+def _features(runner) -> str:
+    """What the engine's decode path uses, for the row labels."""
+    graphs = getattr(runner, "graphs", None)
+    parts = ["cuda graphs" if graphs is not None else "cuda graphs off"]
+    if getattr(runner, "compiled", None) is not None:
+        fused = bool(getattr(runner, "fused_groups", None)) and any(runner.fused_groups)
+        parts.append(f"compiled decode <= {runner.compile_max_batch_size}" + (" + fused qkv/gate-up" if fused else ""))
+    if graphs is not None:
+        parts.append("sampler in graph" if graphs.sample is not None else "sampler outside")
+    return ", ".join(parts)
+
+
+def _write(out: str, rows: list[dict], latency: list[dict]) -> str:
+    path = os.path.join(out, "engine.csv")
+    csv_rows = [dict(kind="throughput", **r) for r in rows] + [dict(kind="batch1_decode", **r) for r in latency]
+    os.makedirs(out, exist_ok=True)
+    write_csv(path, csv_rows)
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,3 +31,14 @@ def test_bad_lengths_are_refused():
         bench_engine.main(["--preset", "tiny", "--device", "cpu", "--min-len", "9", "--max-len", "3"])
     with pytest.raises(ValueError, match="window is 256"):
         bench_engine.main(["--preset", "tiny", "--device", "cpu", "--max-len", "200"])
+
+
+def test_engine_options_parse_and_refuse_unknown_fields():
+    options = bench_engine.parse_engine_options(["compile_decode=false", "compile_max_batch_size=8",
+                                                 "overlap_steps=none", "gpu_memory_utilization=0.5"])
+    assert options == dict(compile_decode=False, compile_max_batch_size=8, overlap_steps=None,
+                           gpu_memory_utilization=0.5)
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        bench_engine.parse_engine_options(["compile"])
+    with pytest.raises(ValueError, match="compile_decode"):
+        bench_engine.parse_engine_options(["compile_decoder=true"])

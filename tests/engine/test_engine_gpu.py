@@ -53,13 +53,19 @@ def test_pool_sized_from_gpu_memory_utilization():
 
 # ---- the fast path: Triton paged attention, flattened batches, CUDA graphs ----------------------------------
 
-@pytest.mark.parametrize("cuda_graphs", [True, False])
-def test_triton_engine_greedy_exact_float32(cuda_graphs):
-    """Chunked prefill, preemption and graph padding (5 sequences replay the graph of 8) vs generate()."""
-    model = tiny_model().to("cuda", torch.float32)
+@pytest.mark.parametrize("cuda_graphs,compile_decode,sample_in_graph",
+                         [(True, True, True), (True, False, False), (True, True, False), (False, False, False)])
+def test_triton_engine_greedy_exact_float32(cuda_graphs, compile_decode, sample_in_graph):
+    """Chunked prefill, preemption and graph padding (5 sequences replay the graph of 8) vs generate(); decode
+    graphs with and without the compiled step (fused projections) and the in-graph sampler."""
+    model = tiny_model(qk_norm=True).to("cuda", torch.float32)
     llm = LLM(model, block_size=4, num_blocks=20, max_num_batched_tokens=16, max_num_seqs=8,
-              attention_backend="triton", cuda_graphs=cuda_graphs)
-    assert (llm.engine.runner.graphs is not None) == cuda_graphs
+              attention_backend="triton", cuda_graphs=cuda_graphs, compile_decode=compile_decode,
+              sample_in_graph=sample_in_graph, compile_max_batch_size=8)
+    runner = llm.engine.runner
+    assert (runner.graphs is not None) == cuda_graphs and (runner.compiled is not None) == compile_decode
+    if cuda_graphs:
+        assert (runner.graphs.sample is not None) == sample_in_graph
     assert llm.engine.overlap  # the flat runner on CUDA overlaps host work with the next step by default
     ps = prompts((3, 17, 1, 30, 9))
     outs = llm.generate(ps, SamplingParams(temperature=0, max_tokens=16, ignore_eos=True))
@@ -74,6 +80,27 @@ def test_auto_backend_on_cuda_is_triton_with_graphs():
     model = tiny_model().to("cuda", torch.bfloat16)
     engine = LLM(model, block_size=16, num_blocks=64, max_num_seqs=4).engine
     assert engine.attention_backend == "triton" and engine.runner.graphs.sizes == [1, 2, 4]
+    # defaults on CUDA: compiled decode steps with fused projections, the sampler inside the graphs
+    assert engine.runner.compiled is not None and engine.runner.graphs.sample is not None
+    assert engine.runner.fused_groups == [2 * model.config.num_hidden_layers] * 3  # one graph per size 1, 2, 4
+
+
+def test_graph_sampled_tokens_bf16():
+    """Greedy and near-zero temperature through the in-graph sampler == greedy of the eager (no graphs) engine; a
+    decode step leaves the graph's ids on the runner."""
+    model = tiny_model(qk_norm=True).to("cuda", torch.bfloat16)
+    ps = prompts((5, 12, 8), seed=2)
+    eager = LLM(model, block_size=4, num_blocks=64, cuda_graphs=False, max_num_seqs=4)
+    want = [o.outputs[0].token_ids for o in eager.generate(ps, SamplingParams(temperature=0, max_tokens=8,
+                                                                              ignore_eos=True))]
+    llm = LLM(model, block_size=4, num_blocks=64, max_num_seqs=4)
+    for t in (0.0, 1e-4):
+        outs = llm.generate(ps, SamplingParams(temperature=t, max_tokens=8, ignore_eos=True))
+        assert [o.outputs[0].token_ids for o in outs] == want
+    assert llm.engine.runner.graph_ids is not None and llm.engine.runner.graph_ids.shape == (3,)
+    hot = llm.generate(ps * 4, SamplingParams(temperature=1.0, max_tokens=8, ignore_eos=True))
+    tokens = [t for o in hot for t in o.outputs[0].token_ids]
+    assert max(tokens) < model.config.vocab_size and len(set(tokens)) > 8  # sampled, not collapsed
 
 
 def test_triton_engine_bf16_logprobs_close_to_plain_forward():

@@ -43,7 +43,7 @@ class EngineConfig:
     cuda_graphs: bool = True  # capture decode steps in CUDA graphs (triton backend on CUDA only)
     overlap_steps: bool | None = None  # launch step i+1 before building step i's outputs (None: on for flat/CUDA)
     compile_decode: bool | None = None  # torch.compile small decode steps (None: on for triton + graphs on CUDA)
-    compile_max_batch_size: int = 8  # the largest decode batch (padded graph size) that runs compiled
+    compile_max_batch_size: int = 4  # the largest decode batch (padded graph size) that runs compiled
     fuse_projections: bool = True  # in the compiled step: q/k/v -> one GEMM, gate/up -> one GEMM
     sample_in_graph: bool = True  # decode graphs also run the fused sampler (greedy / plain temperature rows)
 

@@ -56,7 +56,7 @@ def flat_path_unsupported(config) -> str | None:
 
 class FlatModelRunner:
     def __init__(self, model, cache: PagedKVCache, backend: str, max_num_seqs: int, max_num_batched_tokens: int,
-                 cuda_graphs: bool = True, compile_decode: bool = False, compile_max_batch_size: int = 8,
+                 cuda_graphs: bool = True, compile_decode: bool = False, compile_max_batch_size: int = 4,
                  fuse_projections: bool = False, sample_in_graph: bool = False) -> None:
         reason = flat_path_unsupported(model.config)
         if reason:
