@@ -12,6 +12,11 @@ as transformers' and our trainer's AMP recipe does), backward, fused AdamW, zero
                        graph (SDPA attention and cuBLAS matmuls as everywhere)
   ours-compile-logits  compiled with "auto" kernels but the trainer's loss path (full logits, torch's float32
                        cross-entropy): the step `stellarbyte pretrain` runs, for the loop-overhead comparison
+  ours-trainer         the real training loop: stellarbyte.train.Trainer.train_step (compile on, bf16, grad clip
+                       1.0, weight decay groups, LR schedule, the NaN-skip rule), on the same batch as aligned
+                       targets; timed twice: as configured (CUDA: the fused AdamW skips and clips on the device),
+                       then with skip_on_device=False (clip_grad_norm_ and one host read per step) -> row
+                       ours-trainer-hostskip
   hf-eager             transformers' LlamaForCausalLM, attn_implementation="sdpa", our weights loaded into it
   hf-compile           torch.compile of that model
 
@@ -19,8 +24,11 @@ MFU = model_flops_per_token(config, seq) * tokens/s / peak (stellarbyte.model.an
 token, N = every matmul weight including the LM head but not the input embedding, attention counted over the
 full T x T square as PaLM appendix B and nanoGPT do). The same FLOP count serves every row of a shape. Peaks:
 989 TFLOP/s (H100 SXM dense bf16 data sheet) and the bf16 matmul rate measured in this run (8192^3, random data).
-Tokens/s is the median of the timed steps after warm-up (compilation and autotuning excluded). Each row also
-reports the loss at its first step: rows of a shape share weights and batch, so those agree to bf16 rounding.
+Tokens/s is the median of the timed steps after warm-up (compilation and autotuning excluded), each step
+synchronised; loop_ms is the mean step of the same number of steps run back to back with one synchronisation at
+the end (what a training loop that reads nothing per step sees: the CPU queues step k+1 while the GPU runs k).
+Each row also reports the loss at its first step: rows of a shape share weights and batch, so those agree to bf16
+rounding.
 
 --profile adds, per shape, a torch.profiler summary of one step of each profiled row: top kernels by device time
 and the share of matmul / attention / elementwise+norm / loss / optimizer / copies (profile_<shape>_<row>.txt).
@@ -45,8 +53,8 @@ import stellarbyte.kernels as K
 from stellarbyte.bench._configs import BenchConfig, get_config
 from stellarbyte.bench._timing import measure_peaks, print_table, resolve_device, write_csv
 
-ROWS = ("ours-eager", "ours-compile", "ours-compile-flce", "ours-compile-triton", "ours-compile-logits", "hf-eager",
-        "hf-compile")
+ROWS = ("ours-eager", "ours-compile", "ours-compile-flce", "ours-compile-triton", "ours-compile-logits",
+        "ours-trainer", "hf-eager", "hf-compile")
 DEFAULT_ROWS = ("ours-eager", "ours-compile", "ours-compile-flce", "ours-compile-triton", "hf-eager", "hf-compile")
 SPEC_PEAK_TFLOPS = 989.0  # H100 SXM, dense bf16 (data sheet); the issue's reference MFUs use it
 # (config, batch): the issue's shapes and the reference runs' batches
@@ -87,7 +95,7 @@ class Row:
     """What one row needs: how to build its model and step, and which kernel backend it runs under."""
 
     name: str
-    family: str  # ours | hf
+    family: str  # ours | hf | trainer
     compiled: bool
     backend: str  # kernel registry default inside the row
     op_backends: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (backend, ops) switched on top of `backend`
@@ -101,6 +109,7 @@ ROW_SPECS = {
     "ours-compile-triton": Row("ours-compile-triton", "ours", True, "auto", (("triton", TRITON_OPS_ALL),)),
     "ours-compile-logits": Row("ours-compile-logits", "ours", True, "auto", (("torch", ("cross_entropy",)),),
                                fused_loss=False),
+    "ours-trainer": Row("ours-trainer", "trainer", True, "auto"),
     "hf-eager": Row("hf-eager", "hf", False, "torch"),
     "hf-compile": Row("hf-compile", "hf", True, "torch"),
 }
@@ -182,9 +191,41 @@ def row_backend(row: Row):
         yield
 
 
+def make_trainer_step(model: torch.nn.Module, ids: torch.Tensor, device: str, compile_backend: str):
+    """The real loop's step (Trainer.train_step) on an endless stream of the same batch; returns (step, trainer).
+    The trainer's own torch.compile uses the default backend (inductor) unless compile_backend says eager."""
+    from stellarbyte.train.batches import labels_to_targets
+    from stellarbyte.train.config import TrainConfig
+    from stellarbyte.train.trainer import Trainer
+
+    batch = {"input_ids": ids.cpu(), "targets": labels_to_targets(ids.cpu())}  # as a data loader gives them
+
+    def stream():
+        while True:
+            yield batch
+
+    run_dir = tempfile.mkdtemp(prefix="sb_bench_trainer_")
+    cfg = TrainConfig(model={}, seq_len=ids.shape[1], batch_size=ids.shape[0], device=device,
+                      precision="bf16" if device.startswith("cuda") else "fp32", compile=compile_backend != "eager",
+                      lr=1e-5, warmup_steps=0, max_steps=10**9, lr_schedule="constant", eval_every=0, save_every=0,
+                      loggers=[], progress=False, run_dir=run_dir)
+    trainer = Trainer(model, cfg, stream())
+    if compile_backend not in ("eager", "inductor"):
+        trainer.forward_model = torch.compile(trainer.wrapped, backend=compile_backend)
+
+    def step() -> torch.Tensor:
+        return trainer.train_step()["loss"]
+
+    step.trainer = trainer  # time_row switches its skip path for the second timing
+    return step, trainer
+
+
 def make_step(row: Row, model: torch.nn.Module, ids: torch.Tensor, device: str,
               compile_backend: str) -> tuple[Callable[[], torch.Tensor], torch.optim.Optimizer]:
     cuda = device.startswith("cuda")
+    if row.family == "trainer":
+        step, trainer = make_trainer_step(model, ids, device, compile_backend)
+        return step, trainer.optimizer
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=cuda)
     if row.compiled:
         forward = torch.compile(model, backend=compile_backend, fullgraph=row.family == "ours")
@@ -205,6 +246,27 @@ def make_step(row: Row, model: torch.nn.Module, ids: torch.Tensor, device: str,
     return step, opt
 
 
+def _timed_steps(step: Callable[[], torch.Tensor], steps: int, device: str) -> list[float]:
+    """Seconds of each of `steps` steps, synchronising after each."""
+    times = []
+    for _ in range(steps):
+        s0 = time.perf_counter()
+        step()
+        _sync(device)
+        times.append(time.perf_counter() - s0)
+    return times
+
+
+def time_loop(step: Callable[[], torch.Tensor], steps: int, device: str) -> float:
+    """Mean ms per step of `steps` steps run back to back, one synchronisation at the end."""
+    _sync(device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    _sync(device)
+    return (time.perf_counter() - t0) / steps * 1e3
+
+
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -214,7 +276,7 @@ def time_row(row: Row, cfg: BenchConfig, batch: int, device: str, args: argparse
              profile_path: str | None) -> dict:
     """Build, warm up, time and (optionally) profile one row; returns its measurements."""
     cuda = device.startswith("cuda")
-    model = build_ours(cfg, device) if row.family == "ours" else build_hf(cfg, device)
+    model = build_hf(cfg, device) if row.family == "hf" else build_ours(cfg, device)
     g = torch.Generator(device=device).manual_seed(1)
     ids = torch.randint(0, cfg.vocab, (batch, cfg.seq), device=device, generator=g)
     step, opt = make_step(row, model, ids, device, args.compile_backend)
@@ -228,13 +290,17 @@ def time_row(row: Row, cfg: BenchConfig, batch: int, device: str, args: argparse
         out["warmup_s"] = time.perf_counter() - t0
         if cuda:
             torch.cuda.reset_peak_memory_stats()
-        times = []
-        for _ in range(args.steps):
-            s0 = time.perf_counter()
-            loss = step()
-            _sync(device)  # per-step time; one sync a step costs microseconds against 50+ ms steps
-            times.append(time.perf_counter() - s0)
+        times = _timed_steps(step, args.steps, device)
+        loss = step()
         out["peak_GB"] = torch.cuda.max_memory_allocated() / 1e9 if cuda else float("nan")
+        out["loop_ms"] = time_loop(step, args.steps, device)
+        trainer = getattr(step, "trainer", None)
+        if trainer is not None and trainer.skip_on_device:  # the host-side rule on the same compiled step
+            trainer.skip_on_device = False
+            step()
+            out["hostskip_step_ms"] = 1e3 * statistics.median(_timed_steps(step, args.steps, device))
+            out["hostskip_loop_ms"] = time_loop(step, args.steps, device)
+            trainer.skip_on_device = True
         if profile_path:
             write_profile(step, device, profile_path, f"{row.name} {batch}x{cfg.seq}")
     dt = statistics.median(times)
@@ -439,6 +505,8 @@ def run(args: argparse.Namespace) -> int:
             if "tokens_per_s" in r:
                 achieved = fpt * r["tokens_per_s"] / 1e12
                 r.update(tflops=achieved, mfu_989=achieved / SPEC_PEAK_TFLOPS, mfu_measured=achieved / measured)
+                loop_tflops = fpt * batch * cfg.seq / (r["loop_ms"] / 1e3) / 1e12
+                r["mfu_989_loop"] = loop_tflops / SPEC_PEAK_TFLOPS
             results.append({**base, **r})
             print(f"  {name:16s} {row.name:20s} {r.get('step_ms', float('nan')):9.1f} ms/step  "
                   f"{r.get('tokens_per_s', float('nan')):10.0f} tok/s  {r.get('error', '')}", flush=True)
@@ -450,7 +518,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nbf16 autocast, fp32 params, fused AdamW; MFU from model_flops_per_token (6N + 12LHQT); peaks: "
           f"{SPEC_PEAK_TFLOPS:.0f} (spec) and {measured:.0f} TFLOP/s (measured)\n")
     print_table(results, ["shape", "row", "batch", "seq", "step_ms", "tokens_per_s", "tflops", "mfu_989",
-                          "mfu_measured", "vs_hf_compile", "peak_GB", "loss_step0", "warmup_s", "error"])
+                          "mfu_measured", "vs_hf_compile", "loop_ms", "mfu_989_loop", "hostskip_step_ms",
+                          "hostskip_loop_ms", "peak_GB", "loss_step0", "warmup_s", "error"])
     for r in results:
         r["matmul_tflops_measured"] = measured
     path = os.path.join(args.out, "train.csv")
