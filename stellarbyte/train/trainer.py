@@ -26,8 +26,8 @@ Contracts:
   float32; tests/train/test_trainer.py).
 - SIGINT / SIGTERM: the current step finishes, a checkpoint is written, train() returns status "interrupted".
 - NaN/Inf: the step is skipped (no update), counted and logged; `max_bad_steps` in a row save a checkpoint and
-  raise TrainingDiverged (on the on-device path this is noticed at the next log interval; the skipped steps in
-  between changed nothing).
+  raise TrainingDiverged (on the on-device path this is noticed at the next log interval: the skipped steps
+  changed nothing, finite steps after them in the same interval trained normally).
 - An `on_step` hook sees every step's numbers as floats, so with one the loop reads them every step.
 - Logs: <run_dir>/train.log (text), <run_dir>/metrics.jsonl (one JSON object per logged step / eval), config.yaml.
 - Distributed (cfg.parallel / cfg.tensor_parallel, launched by torchrun; stellarbyte.train.distributed): the model
@@ -155,7 +155,7 @@ class Trainer:
         # the fused optimizer skips non-finite steps and clips by itself (module docstring); else one read per step
         self.skip_on_device = (not self.dist.enabled and not self.scaler.is_enabled()
                                and getattr(self.optimizer, "_step_supports_amp_scaling", False)
-                               and bool(self.optimizer.defaults.get("fused")))
+                               and all(g.get("fused") for g in self.optimizer.param_groups))
 
     # ---- state -----------------------------------------------------------------------------------------
     def progress_state(self) -> dict[str, Any]:
