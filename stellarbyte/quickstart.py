@@ -48,7 +48,7 @@ DEFAULT_CONFIG = CONFIGS / "quickstart.yaml"
 
 # the measured default (docs/quickstart.md); every entry is a keyword of run_quickstart
 DEFAULTS = dict(size="4MB", vocab_size=2048, pretrain_steps=1200, sft_steps=400, batch_size=16, seq_len=256,
-                pretrain_lr=3e-3, sft_lr=3e-4, sft_batch_size=32, evals=8)
+                pretrain_lr=3e-3, sft_lr=1e-3, sft_batch_size=32, evals=8)
 
 # --fast: a smoke setting for tests (well under a minute on 2 CPU cores); measures nothing
 FAST = dict(size="300KB", vocab_size=512, pretrain_steps=20, sft_steps=10, batch_size=4, seq_len=64,
