@@ -89,6 +89,24 @@ def test_run_checkpoint_and_text_files(setup, tmp_path, capsys):
     assert ra["perplexity"]["tokens"] == len(ids) - 1
 
 
+def test_run_without_model_section_uses_its_init_model(setup, tmp_path):
+    """An SFT run started with --init-from and no model: section rebuilds the architecture from init_from."""
+    from stellarbyte.eval.loading import load_for_eval
+    from stellarbyte.train.checkpoint import CheckpointManager
+
+    root, model, _ = setup
+    run = tmp_path / "sft_run"
+    CheckpointManager(run).save({"model": model.state_dict()}, step=2, config={"model": {},
+                                                                              "init_from": str(root / "model")})
+    loaded, tok_dir, described = load_for_eval(run)
+    assert "step 2" in described and tok_dir is None
+    ids = torch.tensor([[5, 6, 7, 8]])
+    with torch.no_grad():
+        assert torch.equal(loaded(ids).logits, model(ids).logits)
+    with pytest.raises(ValueError, match="latest or best"):
+        load_for_eval(run, which="first")
+
+
 @pytest.mark.parametrize("args,message", [
     ([], "nothing to evaluate"),
     (["--data", "/no/such/data"], "no such dataset"),
