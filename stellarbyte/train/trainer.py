@@ -130,6 +130,10 @@ class Trainer:
         self.model = model.to(self.device)  # the plain module (FSDP/TP reshape it in place; DDP wraps it)
         if cfg.gradient_checkpointing:
             model.gradient_checkpointing_enable()
+        decoder = getattr(model, "model", None)
+        if cfg.compile and hasattr(decoder, "reserve_positions"):
+            # the rotary tables are otherwise grown by the first forward: a second compilation at step 2
+            decoder.reserve_positions(None, self.device)
         # fixed order (distributed.py): TP -> activation checkpointing -> FSDP / DDP -> compile
         self.wrapped = parallelize(model, self.dist, self.precision)
         # the compiled wrapper runs forward; checkpoints always hold the plain module's state_dict

@@ -132,3 +132,12 @@ def test_bench_trainer_row_runs_the_real_step(tmp_path):
     assert float(rows["ours-trainer"]["loss_step0"]) == pytest.approx(float(rows["ours-compile"]["loss_step0"]),
                                                                       rel=1e-5)
     assert float(rows["ours-trainer"]["loop_ms"]) > 0 and float(rows["ours-trainer"]["tokens_per_s"]) > 0
+
+
+def test_compile_reserves_the_position_tables_up_front(tmp_path, packed):
+    """Otherwise the first forward grows the rotary tables and dynamo compiles the model a second time at step 2
+    (seen with TORCH_LOGS=recompiles: a size guard on cos_cached, 0 -> 128)."""
+    model = tiny_model(seed=0)
+    assert model.model.position.cos_cached.shape[0] == 0
+    Trainer(model, _cfg(tmp_path, compile=True), pretrain_batches(packed, 4, 16))
+    assert model.model.position.cos_cached.shape[0] == model.config.max_position_embeddings
