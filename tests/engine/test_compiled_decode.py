@@ -131,3 +131,31 @@ def test_fuse_sibling_linears_pass(bias):
     (fused_w, fused_b), = weights.values()
     assert fused_w.shape == (14, 8) and torch.equal(fused_w[6:10], module.k.weight)
     assert (fused_b is None) == (not bias)
+
+
+def test_each_runner_has_its_own_compile_cache(monkeypatch):
+    """Dynamo's graph cache and its recompile limit (8) are per code object: twelve engines in one process, each
+    compiling its decode step, must not exhaust a shared cache (fullgraph=True would fail). Inductor is swapped for
+    the fusion pass alone here, to keep the test fast."""
+    from stellarbyte.infer.engine import flat_runner
+    from stellarbyte.infer.engine.fuse_projections import fuse_sibling_linears
+
+    def pass_only(weights, report=None):
+        def backend(gm, example_inputs):
+            fuse_sibling_linears(gm, example_inputs, weights)
+            return gm.forward
+        return backend
+
+    monkeypatch.setattr(flat_runner, "fusing_inductor_backend", pass_only)
+    model = tiny_model(**QWEN_LIKE)
+    greedy = SamplingParams(temperature=0, max_tokens=3, ignore_eos=True)
+    codes, engines = set(), []
+    for i in range(12):
+        llm = LLM(model, attention_backend="flat", num_blocks=16, block_size=4, compile_decode=True,
+                  compile_max_batch_size=4)  # limit 8 per code object
+        out = llm.generate([[1, 2, 3 + i]] * (1 + i % 3), greedy)  # decode batches of 1-3 sequences
+        codes.add(id(llm.engine.runner.compiled.__wrapped__.__func__.__code__))
+        engines.append(llm)  # alive: no id reuse
+        assert len(out) == 1 + i % 3
+    assert len(codes) == 12
+    assert id(flat_runner.FlatModelRunner._model_forward.__code__) not in codes

@@ -80,9 +80,9 @@ def test_auto_backend_on_cuda_is_triton_with_graphs():
     model = tiny_model().to("cuda", torch.bfloat16)
     engine = LLM(model, block_size=16, num_blocks=64, max_num_seqs=4).engine
     assert engine.attention_backend == "triton" and engine.runner.graphs.sizes == [1, 2, 4]
-    # defaults on CUDA: compiled decode steps with fused projections, the sampler inside the graphs
+    # defaults on CUDA: compiled batch-1 decode steps with fused projections, the sampler inside the graphs
     assert engine.runner.compiled is not None and engine.runner.graphs.sample is not None
-    assert engine.runner.fused_groups == [2 * model.config.num_hidden_layers] * 3  # one graph per size 1, 2, 4
+    assert engine.runner.fused_groups == [2 * model.config.num_hidden_layers]  # one compiled graph: batch 1
 
 
 def test_graph_sampled_tokens_bf16():

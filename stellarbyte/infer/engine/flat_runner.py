@@ -25,6 +25,8 @@ the flat path does not build) and dynamic-NTK RoPE (its frequencies follow the b
 
 from __future__ import annotations
 
+import types
+
 import torch
 
 from stellarbyte.infer.engine.cuda_graphs import DecodeGraphs, capture_sizes
@@ -42,6 +44,17 @@ def _graph_sampler(logits: torch.Tensor, meta: FlatStepMetadata) -> torch.Tensor
     return sample_rows(logits, meta.inv_temperature, meta.seed, any_sampled=True)
 
 
+def _own_code(method):
+    """A copy of a bound method whose function has its OWN code object. Dynamo keeps its cache of compiled graphs,
+    and the recompile limit, per code object: compiling the class's method directly would make every engine of a
+    process (tests, a server that rebuilds its engine, the benchmark's variants) add its graphs to one shared cache
+    and fail with fullgraph=True once 8 are there. With a private code object each runner's cache lives and dies
+    with the runner."""
+    f = method.__func__
+    clone = types.FunctionType(f.__code__.replace(), f.__globals__, f.__name__, f.__defaults__, f.__closure__)
+    return types.MethodType(clone, method.__self__)
+
+
 def flat_path_unsupported(config) -> str | None:
     """Why a model config cannot run on the flattened path, or None."""
     if config.position_embedding_type == "alibi":
@@ -56,7 +69,7 @@ def flat_path_unsupported(config) -> str | None:
 
 class FlatModelRunner:
     def __init__(self, model, cache: PagedKVCache, backend: str, max_num_seqs: int, max_num_batched_tokens: int,
-                 cuda_graphs: bool = True, compile_decode: bool = False, compile_max_batch_size: int = 4,
+                 cuda_graphs: bool = True, compile_decode: bool = False, compile_max_batch_size: int = 1,
                  fuse_projections: bool = False, sample_in_graph: bool = False) -> None:
         reason = flat_path_unsupported(model.config)
         if reason:
@@ -85,7 +98,8 @@ class FlatModelRunner:
             self.fused_weights: dict = {}  # shared by the graphs of every batch size
             self.fused_groups: list[int] = []  # projection groups fused, per compiled graph
             backend = fusing_inductor_backend(self.fused_weights, self.fused_groups) if fuse_projections else "inductor"
-            self.compiled = torch.compile(self._model_forward, backend=backend, dynamic=False, fullgraph=True)
+            self.compiled = torch.compile(_own_code(self._model_forward), backend=backend, dynamic=False,
+                                          fullgraph=True)
         self.graphs = None
         self.graph_ids: torch.Tensor | None = None  # ids sampled by the last replayed graph (sample_in_graph)
         if use_graphs:
@@ -109,8 +123,11 @@ class FlatModelRunner:
         """Logits (B, V) at each sequence's last token, in the model's dtype."""
         splits = self.num_splits(meta)  # a host int, decided outside the compiled graph
         if self.uses_compiled(meta):
-            return self.compiled(meta.input_ids, meta.positions, meta.slot_mapping, meta.cu_seqlens_q, meta.seq_lens,
-                                 meta.block_tables, meta.logits_indices, meta.max_query_len, splits)
+            # one graph per batch size: up to compile_max_batch_size of them (without CUDA graphs every size is
+            # seen), which may exceed dynamo's default limit of 8 per function
+            with torch._dynamo.config.patch(recompile_limit=max(8, self.compile_max_batch_size + 1)):
+                return self.compiled(meta.input_ids, meta.positions, meta.slot_mapping, meta.cu_seqlens_q,
+                                     meta.seq_lens, meta.block_tables, meta.logits_indices, meta.max_query_len, splits)
         return self._model_forward(meta.input_ids, meta.positions, meta.slot_mapping, meta.cu_seqlens_q,
                                    meta.seq_lens, meta.block_tables, meta.logits_indices, meta.max_query_len, splits)
 
