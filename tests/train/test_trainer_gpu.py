@@ -1,9 +1,9 @@
 """The CUDA paths of the trainer: bf16 autocast with fused AdamW, fp16 with GradScaler, MFU lookup, resume,
 Muon's bf16 Newton-Schulz, and the from-scratch AdamW against torch's fused kernel.
 
-Run on an H100 (docs/bench/train/run_h100.sh): 3 of 5 passed as first written; the two failures were fixed
-without a second GPU run -- CUDA resume (the trainer loaded RNG states onto the GPU; it now loads on the CPU) and
-the AdamW comparison (now on shared gradients, see the test). Run with
+H100 runs: 3 of 5 passed as first written (docs/bench/train/h100_pytest.txt); after the CUDA resume fix (RNG
+states load on the CPU) and the AdamW comparison on shared gradients, 5 of 5 passed with the trainer's fast path
+(docs/bench/train/h100_fastpath_pytest.txt, run_h100_fastpath.sh). Run with
 `python -m pytest tests/train/test_trainer_gpu.py` on a CUDA machine."""
 
 from __future__ import annotations
