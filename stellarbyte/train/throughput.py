@@ -30,14 +30,16 @@ def default_peak_flops(device: torch.device) -> float | None:
 
 
 class Throughput:
-    """Per-step tokens/s and MFU; the first step (warm-up, compilation) is excluded from the running mean."""
+    """Tokens/s and MFU per measured interval: the trainer calls `update` once per log interval (one host
+    synchronisation for all its steps). The first interval (warm-up, compilation) is excluded from the mean and
+    median."""
 
     def __init__(self, model_config, seq_len: int, peak_flops: float, device: torch.device) -> None:
         self.device = device
         self.peak = peak_flops if peak_flops > 0 else default_peak_flops(device)
         self.flops_per_token = model_flops_per_token(model_config, seq_len) if model_config is not None else None
         self.steps, self.tokens, self.seconds = 0, 0, 0.0
-        self.rates: list[float] = []  # tokens/s of each step after the first
+        self.rates: list[float] = []  # tokens/s of each interval after the first
 
     def update(self, tokens: int, start: float) -> dict[str, float | None]:
         if self.device.type == "cuda":
