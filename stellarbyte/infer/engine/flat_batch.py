@@ -63,6 +63,9 @@ class FlatBatchBuilder:
         pin = self.device.type == "cuda"
         self.host = torch.zeros(total, dtype=torch.int64, pin_memory=pin)
         self.host_np = self.host.numpy()  # shares memory with the pinned tensor
+        # numpy views of each section (full length): a step slices these instead of recomputing offsets
+        self.sections = [self.host_np[a:z] for a, z in zip(self.offsets[:-1], self.offsets[1:])]
+        self.arange = np.arange(max(t, b) + 1, dtype=np.int64)  # cu_seqlens / logits indices of decode steps
         self.mirror = torch.zeros(total, dtype=torch.int64, device=self.device)
         # block-table rows already in the host buffer: row -> (seq_id, preemptions, blocks written). Rows mostly
         # hold the same sequence step after step, so only a new block (every block_size tokens) is written.
@@ -87,10 +90,12 @@ class FlatBatchBuilder:
                                 self._section(m, INV_TEMPERATURE, num_seqs).view(torch.float64),
                                 self._section(m, SEED, 1))
 
-    def build(self, batch: ScheduledBatch, pad_seqs_to: int | None = None, sampling: bool = False) -> FlatStepMetadata:
+    def build(self, batch: ScheduledBatch, pad_seqs_to: int | None = None, sampling: bool = False,
+              views: bool = True) -> FlatStepMetadata | None:
         """Fill the host buffer for `batch` (padded to pad_seqs_to sequences of one token each, for graphs) and
         copy it to the device in one transfer. sampling=True also fills 1/T per row (0: greedy or padding) and,
-        when a row samples, a fresh seed from torch's CPU generator (torch.manual_seed fixes it)."""
+        when a row samples, a fresh seed from torch's CPU generator (torch.manual_seed fixes it). views=False
+        returns None instead of the device views (a graph replay reads the mirror itself): host time at batch 1."""
         seqs, n_new = batch.seqs, batch.num_new_tokens
         b = len(seqs)
         padded_b = pad_seqs_to or b
@@ -99,13 +104,8 @@ class FlatBatchBuilder:
         if padded_b > self.max_seqs or padded_n > self.max_tokens:
             raise ValueError(f"a step of {padded_b} sequences / {padded_n} tokens exceeds the runner's buffers "
                              f"({self.max_seqs} / {self.max_tokens}); raise max_num_seqs/max_num_batched_tokens")
-        h, bs, w = self.host_np, self.block_size, self.width
-        counts = np.asarray(n_new, dtype=np.int64)  # (B,)
-        start = np.fromiter((s.num_computed_tokens for s in seqs), dtype=np.int64, count=b)  # (B,) cached
-        cu = np.zeros(padded_b + 1, dtype=np.int64)
-        np.cumsum(counts, out=cu[1:b + 1])
-        cu[b + 1:] = n + np.arange(1, padded_b - b + 1)  # pad sequences: one token each
-        tables = self._section(h, TABLES, padded_b * w).reshape(padded_b, w)
+        bs, w, sec = self.block_size, self.width, self.sections
+        tables = sec[TABLES][:padded_b * w].reshape(padded_b, w)
         rows = self.rows
         for i, seq in enumerate(seqs):  # entries past a row's blocks are never read (seq_len bounds every read)
             table, cached = seq.block_table, rows[i]
@@ -118,31 +118,41 @@ class FlatBatchBuilder:
             if rows[i] is not None:
                 rows[i] = None
                 tables[i, 0] = 0
-        ids = self._section(h, IDS, padded_n)
-        if max(n_new) == 1:  # decode: each sequence's last token
-            ids[:b] = [s.token_ids[s.num_computed_tokens] for s in seqs]
+        max_query_len = max(n_new)
+        if max_query_len == 1:  # decode-only: one token per sequence, plain lists (fewer numpy calls at batch 1)
+            pos = [s.num_computed_tokens for s in seqs]  # (B,) the new token's position = tokens cached
+            sec[IDS][:b] = [s.token_ids[p] for s, p in zip(seqs, pos)]
+            sec[POSITIONS][:b] = pos
+            sec[SLOTS][:b] = [s.block_table[p // bs] * bs + p % bs for s, p in zip(seqs, pos)]
+            sec[LOGITS_INDICES][:padded_b] = self.arange[:padded_b]
+            sec[CU_SEQLENS][:padded_b + 1] = self.arange[:padded_b + 1]
+            sec[SEQ_LENS][:b] = [p + 1 for p in pos]
         else:
-            ids[:n] = [tok for s, k in zip(seqs, n_new) for tok in s.token_ids[s.num_computed_tokens:
-                                                                              s.num_computed_tokens + k]]
-        ids[n:] = 0
-        row = np.repeat(np.arange(b), counts)  # (N,) sequence of each token
-        pos = np.arange(n) - cu[:b][row] + start[row]  # (N,) position in its sequence
-        self._section(h, POSITIONS, padded_n)[:n] = pos
-        self._section(h, POSITIONS, padded_n)[n:] = 0
-        slots = self._section(h, SLOTS, padded_n)
-        slots[:n] = tables[row, pos // bs] * bs + pos % bs
-        slots[n:] = -1
-        self._section(h, LOGITS_INDICES, padded_b)[:] = cu[1:] - 1
-        self._section(h, CU_SEQLENS, padded_b + 1)[:] = cu
-        lens = self._section(h, SEQ_LENS, padded_b)
-        lens[:b] = start + counts
-        lens[b:] = 0
+            counts = np.asarray(n_new, dtype=np.int64)  # (B,)
+            start = np.fromiter((s.num_computed_tokens for s in seqs), dtype=np.int64, count=b)  # (B,) cached
+            cu = np.zeros(padded_b + 1, dtype=np.int64)
+            np.cumsum(counts, out=cu[1:b + 1])
+            cu[b + 1:] = n + np.arange(1, padded_b - b + 1)  # pad sequences: one token each
+            sec[IDS][:n] = [tok for s, k in zip(seqs, n_new) for tok in s.token_ids[s.num_computed_tokens:
+                                                                                   s.num_computed_tokens + k]]
+            row = np.repeat(np.arange(b), counts)  # (N,) sequence of each token
+            pos = np.arange(n) - cu[:b][row] + start[row]  # (N,) position in its sequence
+            sec[POSITIONS][:n] = pos
+            sec[SLOTS][:n] = tables[row, pos // bs] * bs + pos % bs
+            sec[LOGITS_INDICES][:padded_b] = cu[1:] - 1
+            sec[CU_SEQLENS][:padded_b + 1] = cu
+            sec[SEQ_LENS][:b] = start + counts
+        # pad tokens / sequences: id 0, position 0, no cache write, no keys
+        sec[IDS][n:padded_n] = 0
+        sec[POSITIONS][n:padded_n] = 0
+        sec[SLOTS][n:padded_n] = -1
+        sec[SEQ_LENS][b:padded_b] = 0
         if sampling:
-            inv_t = self._section(h, INV_TEMPERATURE, padded_b).view(np.float64)
+            inv_t = sec[INV_TEMPERATURE][:padded_b].view(np.float64)
             inv_t[:b] = [0.0 if s.params.greedy else 1.0 / s.params.temperature for s in seqs]
             inv_t[b:] = 0.0
             if inv_t[:b].any():
-                self._section(h, SEED, 1)[0] = int(torch.randint(0, 2**31 - 1, ()))
+                sec[SEED][0] = int(torch.randint(0, 2**31 - 1, ()))
         end = self.offsets[TABLES] + padded_b * w  # everything up to the used table rows, one copy
         self.mirror[:end].copy_(self.host[:end], non_blocking=True)
-        return self.views(padded_n, padded_b, int(counts.max()))
+        return self.views(padded_n, padded_b, max_query_len) if views else None

@@ -150,7 +150,7 @@ class FlatModelRunner:
         self.graph_ids = None
         if self.graphs is not None and max(batch.num_new_tokens) == 1 and b <= self.graphs.max_size:
             size = self.graphs.size_for(b)
-            self.builder.build(batch, pad_seqs_to=size, sampling=self.graphs.sample is not None)
+            self.builder.build(batch, pad_seqs_to=size, sampling=self.graphs.sample is not None, views=False)
             logits, ids = self.graphs.replay(size)
             self.graph_ids = None if ids is None else ids[:b]
         else:
