@@ -5,35 +5,17 @@ again around a test that launches them, because the interpreter reads it while r
 
 from __future__ import annotations
 
-import importlib
-import os
-
 import pytest
-import torch
+from triton_interpreter import ON_GPU, import_kernels
 
-ON_GPU = torch.cuda.is_available()
-_previous = os.environ.get("TRITON_INTERPRET")
-if not ON_GPU:
-    os.environ["TRITON_INTERPRET"] = "1"
-try:
-    importlib.import_module("triton")
-    for _name in ("paged_attention", "kv_write", "sampling"):
-        importlib.import_module(f"stellarbyte.kernels.ops.{_name}")
-    HAS_TRITON = True
-except ImportError:
-    HAS_TRITON = False
-finally:
-    if not ON_GPU:
-        if _previous is None:
-            os.environ.pop("TRITON_INTERPRET", None)
-        else:
-            os.environ["TRITON_INTERPRET"] = _previous
+HAS_TRITON = import_kernels(*(f"stellarbyte.kernels.ops.{name}" for name in ("paged_attention", "kv_write",
+                                                                               "sampling")))
 
 
 @pytest.fixture
 def triton_device(monkeypatch) -> str:
     if not HAS_TRITON:
-        pytest.skip("triton is not installed (pip install 'stellarbyte[triton]')")
+        pytest.skip("triton is not installed (pip install 'stellarbyte[kernels]')")
     if not ON_GPU:
         monkeypatch.setenv("TRITON_INTERPRET", "1")
     return "cuda" if ON_GPU else "cpu"

@@ -8,33 +8,12 @@ because the interpreter also reads it while running a kernel.
 
 from __future__ import annotations
 
-import importlib
-import os
-
 import pytest
-import torch
+from triton_interpreter import INTERPRET, ON_GPU, import_kernels
 
 KERNEL_MODULES = ["rmsnorm", "layernorm", "rope", "gated", "softmax", "cross_entropy", "fused_linear_ce", "matmul",
                   "attention"]
-ON_GPU = torch.cuda.is_available()
-INTERPRET = not ON_GPU
-
-_previous = os.environ.get("TRITON_INTERPRET")
-if INTERPRET:
-    os.environ["TRITON_INTERPRET"] = "1"
-try:
-    importlib.import_module("triton")
-    for name in KERNEL_MODULES:
-        importlib.import_module(f"stellarbyte.kernels.ops.{name}")
-    HAS_TRITON = True
-except ImportError:
-    HAS_TRITON = False
-finally:
-    if INTERPRET:
-        if _previous is None:
-            os.environ.pop("TRITON_INTERPRET", None)
-        else:
-            os.environ["TRITON_INTERPRET"] = _previous
+HAS_TRITON = import_kernels(*(f"stellarbyte.kernels.ops.{name}" for name in KERNEL_MODULES))
 
 
 @pytest.fixture(autouse=True)

@@ -7,29 +7,11 @@ around each test by an autouse fixture (the interpreter reads it while running).
 
 from __future__ import annotations
 
-import importlib
-import os
-
 import pytest
 import torch
+from triton_interpreter import ON_GPU, import_kernels
 
-ON_GPU = torch.cuda.is_available()
-
-_previous = os.environ.get("TRITON_INTERPRET")
-if not ON_GPU:
-    os.environ["TRITON_INTERPRET"] = "1"
-try:
-    importlib.import_module("triton")
-    importlib.import_module("stellarbyte.infer.quant.triton_wo")
-    HAS_TRITON = True
-except ImportError:
-    HAS_TRITON = False
-finally:
-    if not ON_GPU:
-        if _previous is None:
-            os.environ.pop("TRITON_INTERPRET", None)
-        else:
-            os.environ["TRITON_INTERPRET"] = _previous
+HAS_TRITON = import_kernels("stellarbyte.infer.quant.triton_wo")
 
 
 @pytest.fixture(autouse=True)
