@@ -153,6 +153,16 @@ def _train_namespace(config: str, overrides: list[str]) -> argparse.Namespace:
     return argparse.Namespace(config=config, resume=False, set=overrides)
 
 
+def _train_stage(config: str, overrides: list[str], verb: str, run_dir: Path) -> tuple[Path, int | None, float | None]:
+    """Run `stellarbyte <verb>` in-process; return its best model (see best_model)."""
+    from stellarbyte.train.commands import run as train_run
+
+    code = train_run(_train_namespace(config, overrides), verb)
+    if code != 0:
+        raise RuntimeError(f"{verb} stopped early (exit {code}); see {run_dir / 'train.log'}")
+    return best_model(run_dir)
+
+
 def _replace_dir(src_files: list[Path], dest: Path) -> None:
     """Copy files into dest atomically: build a sibling temp folder, then swap it in."""
     tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
@@ -213,7 +223,6 @@ def run_quickstart(out_dir: str | os.PathLike, size: str | int = DEFAULTS["size"
     from stellarbyte.eval.tasks import engine_answerer, format_table, score
     from stellarbyte.tokenizer import train_tokenizer
     from stellarbyte.tokenizer.io import write_json_atomic
-    from stellarbyte.train.commands import run as train_run
 
     model_overrides: list[str] = []
     if fast:
@@ -285,10 +294,7 @@ def run_quickstart(out_dir: str | os.PathLike, size: str | int = DEFAULTS["size"
                          f"batch_size={batch_size}", f"lr={pretrain_lr}",
                          f"warmup_steps={min(50, pretrain_steps // 10)}", f"eval_every={pre_every}",
                          "eval_batches=10", f"save_every={pre_every}"]
-    code = train_run(_train_namespace(str(config), pre_over), "pretrain")
-    if code != 0:
-        raise RuntimeError(f"pretraining stopped early (exit {code}); see {out / 'pretrain' / 'train.log'}")
-    pre_model, pre_step, pre_val = best_model(out / "pretrain")
+    pre_model, pre_step, pre_val = _train_stage(str(config), pre_over, "pretrain", out / "pretrain")
     if pre_step is not None:
         print(f"  best validation loss {pre_val:.4f} at step {pre_step}: SFT starts from {pre_model}")
     times["pretrain"] = time.perf_counter() - t0
@@ -303,10 +309,7 @@ def run_quickstart(out_dir: str | os.PathLike, size: str | int = DEFAULTS["size"
                          f"run_dir={out / 'sft'}", f"max_steps={sft_steps}", f"batch_size={sft_batch_size}",
                          f"lr={sft_lr}", f"warmup_steps={min(20, sft_steps // 10)}",
                          f"eval_every={sft_every}", "eval_batches=10", f"save_every={sft_every}"]
-    code = train_run(_train_namespace(str(config), sft_over), "sft")
-    if code != 0:
-        raise RuntimeError(f"SFT stopped early (exit {code}); see {out / 'sft' / 'train.log'}")
-    sft_model, sft_step, sft_val = best_model(out / "sft")
+    sft_model, sft_step, sft_val = _train_stage(str(config), sft_over, "sft", out / "sft")
     if sft_step is not None:
         print(f"  best SFT validation loss {sft_val:.4f} at step {sft_step}")
     times["sft"] = time.perf_counter() - t0
